@@ -1,1 +1,30 @@
-"""The simulator."""
+"""A faithful local Volcengine: the embedded default backend for demos, notebooks and tests.
+
+In-process::
+
+    sim = volcnb.use_simulator()          # a Simulator, with volcnb's default client pointed at it
+    sim.faults.plan("CVSync2AsyncGetResult", "http_500", "http_500")
+    sim.counters.polls
+
+Over HTTP (``volcnb sim --port 8000``) for the official SDK, fault and timeout tests, and benchmarks.
+See :mod:`volcnb.sim._engine` for the inferred semantics (life cycle, quotas, expiry, moderation triggers).
+"""
+
+from __future__ import annotations
+
+from ._compute import RISK_IMAGE_COLOR, RISK_TRIGGERS
+from ._engine import DEFAULT_ACCESS_KEY, DEFAULT_SECRET_KEY, Counters, Faults, Quotas, ServiceTime, Simulator
+from ._server import SimServer
+
+__all__ = [
+    "DEFAULT_ACCESS_KEY",
+    "DEFAULT_SECRET_KEY",
+    "RISK_IMAGE_COLOR",
+    "RISK_TRIGGERS",
+    "Counters",
+    "Faults",
+    "Quotas",
+    "ServiceTime",
+    "SimServer",
+    "Simulator",
+]

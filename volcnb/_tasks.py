@@ -1,0 +1,471 @@
+"""Task handles: awaitable and blocking, resumable by id, keeping results safe once paid for.
+
+``submit()`` checks and encodes the inputs at once (bad input raises before any request), then:
+
+* with no event loop running (scripts, the CLI) it submits right away and returns the submitted task;
+* inside a running loop (a notebook cell, a coroutine) it schedules the submit on that loop and returns
+  immediately, so the cell does not block and the progress view updates live. ``task.task_id`` is set as
+  soon as the submit lands; errors surface on ``await task`` / ``task.result()`` and in the view.
+
+A task is polled by one runner (an ``asyncio.Task`` on the current loop); ``await task``,
+``task.wait()`` and ``task.result()`` all wait on that runner, so several waiters never double the polls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import warnings
+from collections.abc import Callable, Generator, Sequence
+from typing import TYPE_CHECKING, Any, Literal
+
+from . import _wire
+from ._catalog import get_capability, suggest_req_key
+from ._exceptions import TaskCancelledError, TaskTimeoutError, ValidationError, VolcError
+from ._polling import Poller
+from ._sync import run_sync, running_loop
+from ._wire import AigcMeta, LogoInfo, Status
+
+if TYPE_CHECKING:
+    from ._client import Client
+    from ._results import Result
+
+__all__ = ["Task", "VolcnbWarning", "run", "submit"]
+
+#: Default overall deadline of a wait, seconds (images; the API's own task validity is 12 h).
+DEFAULT_DEADLINE = 300.0
+OnTimeout = Literal["raise", "detach", "cancel"]
+TERMINAL: frozenset[str] = frozenset({"done", "failed", "cancelled"})
+
+class VolcnbWarning(UserWarning):
+    """A doubtful request that is still sent (unknown req_key, a seed contradiction, a misplaced option)."""
+
+class Task:
+    """A handle on one asynchronous task: ``await task``, ``task.result()``, ``task.cancel()``.
+
+    Attributes: ``req_key``, ``task_id`` (``None`` while the submit is in flight), ``status``
+    (``submitting``/``in_queue``/``generating``/``done``/``failed``/``cancelled``), ``polls``,
+    ``created_at``/``submitted_at``/``finished_at`` (POSIX seconds), ``request_id``, ``error``.
+    """
+
+    def __init__(
+        self,
+        req_key: str,
+        *,
+        client: Client,
+        body: dict[str, Any] | None = None,
+        task_id: str | None = None,
+        input_images: Sequence[Any] = (),
+        deadline: float = DEFAULT_DEADLINE,
+        poller: Poller | None = None,
+        fetch_options: dict[str, Any] | None = None,
+    ) -> None:
+        self.req_key = req_key
+        self.client = client
+        self.task_id = task_id
+        self.status: Status = "in_queue" if task_id else "submitting"
+        self.deadline = deadline
+        self.polls = 0
+        self.created_at = time.time()
+        self.submitted_at: float | None = time.time() if task_id else None
+        self.submitted_monotonic: float | None = time.monotonic() if task_id else None
+        self.finished_at: float | None = None
+        self.request_id: str | None = None
+        self.error: VolcError | None = None
+        self.history: list[tuple[float, str]] = [(self.created_at, self.status)]
+        self.input_images = list(input_images)
+        self.fetch_options = dict(fetch_options or {})
+        self._body = body
+        self._poller = poller
+        self._result: Result | None = None
+        self._runner: asyncio.Task[Result] | None = None
+        self._submitting: asyncio.Task[None] | None = None
+        self._listeners: list[Callable[[Task], None]] = []
+        self.view: Any = None
+        """The progress view shown for this task in a notebook, if any."""
+
+    # --- construction --------------------------------------------------------------------------
+
+    @classmethod
+    def attach(cls, req_key: str, task_id: str, *, client: Client | None = None, display: bool | None = None,
+               deadline: float = DEFAULT_DEADLINE) -> Task:
+        """Re-attach to a task submitted earlier (another process, before a kernel restart).
+
+        Nothing is sent until you wait or refresh; a finished task's result is fetched as it is.
+        """
+        from ._backend import get_default_client
+
+        task = cls(req_key, client=client or get_default_client(), task_id=str(task_id), deadline=deadline)
+        task.status = "in_queue"
+        task.submitted_at = None  # unknown: submitted by someone else
+        _maybe_display(task, display)
+        return task
+
+    # --- state ---------------------------------------------------------------------------------
+
+    @property
+    def done(self) -> bool:
+        """Whether the task reached a terminal state (done, failed or cancelled)."""
+        return self.status in TERMINAL
+
+    @property
+    def elapsed(self) -> float:
+        """Seconds since the task was created (or until it finished)."""
+        end = self.finished_at or time.time()
+        return max(0.0, end - self.created_at)
+
+    @property
+    def lag(self) -> float | None:
+        """Seconds between the server finishing and this handle noticing (simulator only)."""
+        sim = getattr(self.client, "simulator", None)
+        if sim is None or self.finished_at is None or not self.task_id:
+            return None
+        row = sim.store.get_task(self.task_id)
+        finish = row.visible_finish if row else None
+        return None if finish is None else self.finished_at - finish
+
+    def on_change(self, callback: Callable[[Task], None]) -> None:
+        """Call ``callback(task)`` after every state change (runs on the event loop)."""
+        self._listeners.append(callback)
+
+    def _set(self, status: Status) -> None:
+        self.status = status
+        self.history.append((time.time(), status))
+        self._notify()
+
+    def _notify(self) -> None:
+        for cb in list(self._listeners):
+            try:
+                cb(self)
+            except Exception as exc:  # a broken view must never break the task
+                warnings.warn(f"volcnb: a task listener failed: {exc!r}", VolcnbWarning, stacklevel=2)
+
+    def __repr__(self) -> str:
+        tid = self.task_id or "(submitting)"
+        extra = f" error={self.error.message!r}" if self.error else ""
+        return (f"<volcnb.Task {self.req_key} task_id={tid} status={self.status} polls={self.polls} "
+                f"elapsed={self.elapsed:.1f}s{extra}>")
+
+    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
+        p.text(repr(self))
+
+    # --- submit --------------------------------------------------------------------------------
+
+    async def _submit(self) -> None:
+        if self.task_id is not None:
+            return
+        assert self._body is not None
+        try:
+            task_id, reply = await self.client.submit_task(self.req_key, self._body)
+        except VolcError as err:
+            self._fail(err)
+            raise
+        self.task_id = task_id
+        self.request_id = reply.request_id
+        self.submitted_at = time.time()
+        self.submitted_monotonic = time.monotonic()
+        self._body = None  # the inputs are no longer needed; do not keep megabytes of base64 around
+        self._set("in_queue")
+
+    async def submitted(self) -> str:
+        """Wait until the submit has landed; return the task id."""
+        if self.task_id is None:
+            if self._submitting is not None:
+                await asyncio.shield(self._submitting)
+            else:
+                await self._submit()
+        assert self.task_id is not None
+        return self.task_id
+
+    def _fail(self, err: VolcError, status: Status = "failed") -> None:
+        if err.task_id is None:
+            err.task_id = self.task_id
+        self.error = err
+        self.finished_at = time.time()
+        self._set(status)
+
+    # --- polling -------------------------------------------------------------------------------
+
+    def _poller_for(self) -> Poller:
+        if self._poller is None:
+            self._poller = _client_poller(self.client)
+        return self._poller
+
+    async def refresh(self) -> Status:
+        """Ask the service once where the task is; update and return ``status``."""
+        await self.submitted()
+        if self.done:
+            return self.status
+        reply = await self._poll_once()
+        return self.status if reply is None else self.status
+
+    async def _poll_once(self) -> Any:
+        assert self.task_id is not None
+        try:
+            reply = await self.client.get_result(self.req_key, self.task_id, **self._fetch_kwargs(self.fetch_options))
+            self.polls += 1
+            status = _wire.task_status(reply, _wire.build_get_result(self.req_key, self.task_id))
+        except VolcError as err:
+            self.polls += 1
+            self._fail(err)
+            raise
+        self.request_id = reply.request_id or self.request_id
+        if status == "done":
+            self._result = await self._build_result(reply, self.fetch_options)
+            self.finished_at = time.time()
+            self._set("done")
+        elif status != self.status:
+            self._set(status)
+        else:
+            self._notify()
+        return reply
+
+    async def _drive(self) -> Result:
+        poller = self._poller_for()
+        try:
+            await self.submitted()
+            while not self.done:
+                await poller.pause(self)
+                await self._poll_once()
+                poller.record(self, self.status)
+        finally:
+            poller.forget(self)
+        if self.error is not None:
+            raise self.error
+        assert self._result is not None
+        return self._result
+
+    def _ensure_runner(self) -> asyncio.Task[Result]:
+        loop = asyncio.get_running_loop()
+        runner = self._runner
+        if runner is not None and (runner.done() or runner.get_loop() is loop):
+            if not (runner.done() and runner.cancelled()):
+                return runner
+        runner = loop.create_task(self._drive(), name=f"volcnb-task-{self.task_id or 'submitting'}")
+        runner.add_done_callback(_retrieve)
+        self._runner = runner
+        return runner
+
+    # --- waiting -------------------------------------------------------------------------------
+
+    async def wait(self, timeout: float | None = None, on_timeout: OnTimeout = "raise") -> Result | None:
+        """Wait for the result, at most ``timeout`` seconds (default: the task's ``deadline``).
+
+        On timeout: ``"raise"`` raises :class:`TaskTimeoutError` (the task keeps running on the server),
+        ``"detach"`` returns ``None`` and lets the handle keep polling in the background where a loop keeps
+        running (a notebook), ``"cancel"`` cancels the task on the server and raises.
+        """
+        if self._result is not None:
+            return self._result
+        if self.error is not None:
+            raise self.error
+        limit = self.deadline if timeout is None else timeout
+        runner = self._ensure_runner()
+        try:
+            return await asyncio.wait_for(asyncio.shield(runner), timeout=limit)
+        except asyncio.TimeoutError:
+            if on_timeout == "detach":
+                return None
+            if on_timeout == "cancel":
+                await self.cancel()
+            else:
+                runner.cancel()
+            raise TaskTimeoutError(
+                f"{self.req_key} task {self.task_id} not done after {limit:g} s (status {self.status}); it keeps "
+                f"running on the server: volcnb.Task.attach({self.req_key!r}, {self.task_id!r}) to come back",
+                task_id=self.task_id, req_key=self.req_key) from None
+        except asyncio.CancelledError:
+            if self.status == "cancelled" and self.error is not None:
+                raise self.error from None
+            raise
+
+    def __await__(self) -> Generator[Any, None, Result]:
+        async def _wait() -> Result:
+            res = await self.wait()
+            assert res is not None
+            return res
+
+        return _wait().__await__()
+
+    def result(self, timeout: float | None = None, on_timeout: OnTimeout = "raise") -> Result:
+        """Block until the result is ready (works in scripts and inside a running notebook loop)."""
+        if self._result is not None:
+            return self._result
+        res = run_sync(self.wait(timeout, on_timeout))
+        if res is None:
+            raise TaskTimeoutError(f"{self.req_key} task {self.task_id} detached before it finished",
+                                   task_id=self.task_id, req_key=self.req_key)
+        return res
+
+    async def cancel(self) -> None:
+        """Cancel the task on the server (``CVCancelTask``) and stop waiting for it locally."""
+        if self.done:
+            return
+        if self._submitting is not None and not self._submitting.done():
+            await asyncio.shield(self._submitting)
+        err = TaskCancelledError(f"{self.req_key} task {self.task_id} was cancelled", code="cancelled",
+                                 task_id=self.task_id, req_key=self.req_key)
+        if self.task_id is not None:
+            await self.client.cancel_task(self.req_key, self.task_id)
+        self._fail(err, "cancelled")
+        if self._runner is not None and not self._runner.done():
+            self._runner.cancel()
+
+    # --- results ------------------------------------------------------------------------------
+
+    @staticmethod
+    def _fetch_kwargs(options: dict[str, Any]) -> dict[str, Any]:
+        return {k: options[k] for k in ("return_url", "logo_info", "aigc_meta") if options.get(k) is not None}
+
+    async def _build_result(self, reply: Any, options: dict[str, Any]) -> Result:
+        from ._results import Result
+
+        _b64, urls = _wire.result_images(reply.data)
+        downloads: dict[str, bytes] = {}
+        if urls:  # links expire (1–24 h): fetch them now, while they work
+            blobs = await asyncio.gather(*(self.client.download(u) for u in urls))
+            downloads = dict(zip(urls, blobs, strict=True))
+        assert self.task_id is not None
+        originals = [i for i in self.input_images]
+        return Result.from_data(req_key=self.req_key, task_id=self.task_id, data=reply.data,
+                                request_id=reply.request_id, time_elapsed=reply.time_elapsed, downloads=downloads,
+                                input_images=originals, options=_jsonable_options(options))
+
+    async def fetch(
+        self,
+        *,
+        return_url: bool | None = None,
+        logo_info: LogoInfo | None = None,
+        aigc_meta: AigcMeta | None = None,
+    ) -> Result:
+        """Query the SAME task again with other GetResult options (never re-submits).
+
+        Waits for the task first if it is not done yet.
+        """
+        if self._result is None:
+            await self.wait()
+        assert self.task_id is not None
+        options = {"return_url": return_url, "logo_info": logo_info, "aigc_meta": aigc_meta}
+        reply = await self.client.get_result(self.req_key, self.task_id, **self._fetch_kwargs(options))
+        status = _wire.task_status(reply, _wire.build_get_result(self.req_key, self.task_id))
+        if status != "done":  # pragma: no cover - a done task stays done until it expires
+            raise VolcError(f"task {self.task_id} is {status}", task_id=self.task_id)
+        return await self._build_result(reply, options)
+
+    def fetch_sync(self, **options: Any) -> Result:
+        """Blocking :meth:`fetch`."""
+        return run_sync(self.fetch(**options))
+
+def _jsonable_options(options: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in options.items():
+        if v is None:
+            continue
+        out[k] = v.to_json() if hasattr(v, "to_json") else v
+    return out
+
+def _retrieve(fut: asyncio.Future[Any]) -> None:
+    # Mark a background runner's exception as retrieved: it is re-raised to waiters and shown in the view.
+    if not fut.cancelled():
+        fut.exception()
+
+def _client_poller(client: Client) -> Poller:
+    poller: Poller | None = getattr(client, "poller", None)
+    if poller is None:
+        from ._polling import AdaptivePoller
+
+        poller = AdaptivePoller()
+        client.poller = poller  # type: ignore[attr-defined]
+    return poller
+
+# --- module-level verbs ----------------------------------------------------------------------------
+
+def prepare(req_key: str, image: Any, params: dict[str, Any]) -> tuple[dict[str, Any], list[Any]]:
+    """Check ``params`` against the catalog and encode the inputs; raise before anything is sent."""
+    if not isinstance(req_key, str) or not req_key:
+        raise ValidationError("req_key must be a non-empty string", field="req_key", limit="non-empty")
+    body = {k: v for k, v in params.items() if v is not None}
+    originals: list[Any] = []
+    if image is not None:
+        from ._images import encode_images
+
+        enc = encode_images(image)
+        if enc.binary_data_base64:
+            body["binary_data_base64"] = enc.binary_data_base64
+        if enc.image_urls:
+            body["image_urls"] = enc.image_urls
+        originals = list(enc.originals)
+    cap = get_capability(req_key)
+    if cap is None:
+        guess = suggest_req_key(req_key)
+        hint = f" (did you mean {guess!r}?)" if guess else ""
+        warnings.warn(f"volcnb does not know req_key {req_key!r}{hint}; parameters are sent as given",
+                      VolcnbWarning, stacklevel=3)
+        return body, originals
+    n_images = len(body.get("binary_data_base64") or []) + len(body.get("image_urls") or [])
+    for issue in cap.check({k: v for k, v in body.items()}, n_images):
+        if issue.severity == "error":
+            raise ValidationError(f"{req_key}: {issue.message}", field=issue.field, limit=issue.limit)
+        warnings.warn(f"{req_key}: {issue.message}", VolcnbWarning, stacklevel=3)
+    return body, originals
+
+def submit(
+    req_key: str,
+    image: Any = None,
+    *,
+    client: Client | None = None,
+    display: bool | None = None,
+    deadline: float = DEFAULT_DEADLINE,
+    poller: Poller | None = None,
+    return_url: bool | None = None,
+    logo_info: LogoInfo | None = None,
+    **params: Any,
+) -> Task:
+    """Submit a task and return its :class:`Task` handle.
+
+    ``image`` is a PIL image, a path, bytes, a numpy array or an http(s) URL (or a list of them);
+    ``params`` are the capability's parameters (checked against the catalog before sending).
+    ``return_url``/``logo_info`` are GetResult options used when the result is fetched.
+    In a notebook a progress view is shown (``display=False`` to opt out).
+
+    Usage::
+
+        task = volcnb.submit("saliency_seg", "cat.jpg", only_mask=1)
+        res = await task            # or task.result()
+    """
+    from ._backend import get_default_client
+
+    client = client or get_default_client()
+    body, originals = prepare(req_key, image, params)
+    fetch_options = {"return_url": return_url, "logo_info": logo_info}
+    task = Task(req_key, client=client, body=body, input_images=originals, deadline=deadline, poller=poller,
+                fetch_options=fetch_options)
+    _maybe_display(task, display)
+    loop = running_loop()
+    if loop is None:
+        run_sync(task._submit())
+    else:
+        sub = loop.create_task(task._submit(), name="volcnb-submit")
+        sub.add_done_callback(_retrieve)
+        task._submitting = sub
+        task._ensure_runner()  # poll in the background so the view moves without anyone awaiting
+    return task
+
+def run(req_key: str, image: Any = None, **kwargs: Any) -> Task:
+    """Submit and wait: ``res = await volcnb.run(...)`` or ``res = volcnb.run(...).result()``.
+
+    Returns the :class:`Task`; awaiting it (or ``.result()``) gives the :class:`Result`.
+    """
+    return submit(req_key, image, **kwargs)
+
+def _maybe_display(task: Task, display: bool | None) -> None:
+    from ._env import in_notebook
+
+    if display is False or (display is None and not in_notebook()):
+        return
+    try:
+        from .widgets import show_task
+    except ImportError:  # pragma: no cover - widgets are a core dependency
+        return
+    show_task(task)
+

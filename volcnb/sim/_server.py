@@ -1,0 +1,75 @@
+"""Serving a :class:`Simulator` over real HTTP with uvicorn, in a background thread or in the foreground."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from typing import Any
+
+from ._engine import Simulator
+
+
+def free_port() -> int:
+    """A free TCP port on loopback."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+class SimServer:
+    """Run ``sim`` under uvicorn on loopback in a daemon thread (tests, benchmarks, notebooks).
+
+    Usage::
+
+        with SimServer(Simulator()) as server:
+            client = volcnb.Client(DEFAULT_ACCESS_KEY, DEFAULT_SECRET_KEY, endpoint=server.url)
+    """
+
+    def __init__(self, sim: Simulator | None = None, *, host: str = "127.0.0.1", port: int | None = None,
+                 keep_alive: float = 5.0) -> None:
+        import uvicorn
+
+        self.sim = sim or Simulator()
+        self.host, self.port = host, port or free_port()
+        config = uvicorn.Config(self.sim.app(), host=self.host, port=self.port, log_level="warning",
+                                timeout_keep_alive=int(keep_alive), lifespan="off")
+        self._server: Any = uvicorn.Server(config)
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        """Base URL, e.g. ``http://127.0.0.1:8765``."""
+        return f"http://{self.host}:{self.port}"
+
+    def start(self, timeout: float = 10.0) -> SimServer:
+        """Start serving; return once the port accepts connections."""
+        self._thread = threading.Thread(target=self._server.run, name="volcnb-sim-http", daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + timeout
+        while not self._server.started:
+            if time.monotonic() > deadline or not self._thread.is_alive():
+                raise RuntimeError("the simulator server did not start")
+            time.sleep(0.02)
+        return self
+
+    def stop(self) -> None:
+        """Stop serving (in-flight requests finish)."""
+        self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    def __enter__(self) -> SimServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def serve(sim: Simulator, *, host: str = "127.0.0.1", port: int = 8000, keep_alive: float = 5.0) -> None:
+    """Serve in the foreground until interrupted (``volcnb sim``)."""
+    import uvicorn
+
+    uvicorn.run(sim.app(), host=host, port=port, log_level="info", timeout_keep_alive=int(keep_alive),
+                lifespan="off")
