@@ -204,13 +204,13 @@ def build(source: pathlib.Path, face: int, out_dir: pathlib.Path) -> pathlib.Pat
     subsetter.subset(font)
 
     rename(font)
+    out_dir.mkdir(parents=True, exist_ok=True)
     write_licence(font, out_dir)
     cff_to_glyf(font)
     font["head"].created = PINNED_TIMESTAMP
     font["head"].modified = PINNED_TIMESTAMP
     font.recalcTimestamp = False
 
-    out_dir.mkdir(parents=True, exist_ok=True)
     out = out_dir / FILENAME
     font.save(str(out))
     return out

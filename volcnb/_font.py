@@ -80,7 +80,7 @@ def load_font(size: int) -> ImageFont.FreeTypeFont:
 @functools.cache
 def _codepoints() -> frozenset[int]:
     """The code points the shipped font maps to a glyph (read once from its cmap)."""
-    from fontTools.ttLib import TTFont  # type: ignore[import-untyped]  # a dependency of matplotlib
+    from fontTools.ttLib import TTFont  # type: ignore[import-untyped, unused-ignore]  # via matplotlib
 
     font = TTFont(str(font_path()), lazy=True)
     try:

@@ -48,7 +48,7 @@ from urllib.parse import unquote, urlsplit
 
 import numpy as np
 import numpy.typing as npt
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 from ._exceptions import ValidationError
 
@@ -302,8 +302,10 @@ def _open(data: bytes, name: str, label: str | None = None) -> Image.Image:
         raise ValidationError(f"{label} is far larger than 4096×4096 px (Pillow refused to open it)",
                               field=name, limit="128–4096 px per side") from None
     except Exception as exc:  # Pillow raises many types for junk input
-        raise ValidationError(f"{label} is not a decodable image ({len(data):,} bytes, starting with {data[:8].hex(' ')}): {exc}",
-                              field=name, limit="JPEG, PNG or BMP") from None
+        why = "" if isinstance(exc, UnidentifiedImageError) else f": {exc}"
+        raise ValidationError(
+            f"{label} is not a decodable image ({len(data):,} bytes, starting with {data[:8].hex(' ')}){why}",
+            field=name, limit="decodable JPEG, PNG or BMP") from None
 
 
 def _load(image: Image.Image, name: str, label: str | None = None) -> Image.Image:

@@ -35,7 +35,8 @@ def _arr(img: Image.Image) -> np.ndarray:
 
 def _changed(a: Image.Image, b: Image.Image) -> np.ndarray:
     d = np.abs(_arr(a) - _arr(b))
-    return d.reshape(d.shape[0], d.shape[1], -1).max(axis=2) > 0
+    changed: np.ndarray = d.reshape(d.shape[0], d.shape[1], -1).max(axis=2) > 0
+    return changed
 
 
 def _region(mask: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:

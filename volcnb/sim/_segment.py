@@ -57,6 +57,8 @@ WORK_SIDE = 256
 _SAL_W = 4.0
 _PASSES = 1
 _K = 32
+_COLOUR = "gmm"
+_LLR_CLIP = 6.0
 _TRIMAP = True
 
 FloatArray = NDArray[np.float32]
@@ -571,26 +573,56 @@ def _colour_refine(
         fg_core = m
     if bg_core.sum() < 16:
         bg_core = ~m
-    nb = 16
-    lo = np.array([0.0, -100.0, -110.0])
-    hi = np.array([100.0, 100.0, 100.0])
-    q = np.clip(((lab - lo) / (hi - lo) * nb).astype(np.int64), 0, nb - 1)
-    idx = (q[..., 0] * nb + q[..., 1]) * nb + q[..., 2]
-    hf = np.bincount(idx[fg_core], minlength=nb**3).astype(np.float64).reshape(nb, nb, nb)
-    hb = np.bincount(idx[bg_core], minlength=nb**3).astype(np.float64).reshape(nb, nb, nb)
-    hf = _blur3(hf)
-    hb = _blur3(hb)
-    hf /= hf.sum()
-    hb /= hb.sum()
-    eps = 1e-5
-    llr = np.log(hf + eps) - np.log(hb + eps)
-    unary = 0.5 * np.clip(llr.ravel()[idx], -4.0, 4.0) + _SAL_W * (sal - t)
+    if _COLOUR == "gmm":
+        llr_pix = _gmm_loglik(_subsample(lab[fg_core], 4000), lab) - _gmm_loglik(_subsample(lab[bg_core], 4000), lab)
+        llr_pix = np.clip(llr_pix, -_LLR_CLIP, _LLR_CLIP)
+    else:
+        nb = 16
+        lo = np.array([0.0, -100.0, -110.0])
+        hi = np.array([100.0, 100.0, 100.0])
+        q = np.clip(((lab - lo) / (hi - lo) * nb).astype(np.int64), 0, nb - 1)
+        idx = (q[..., 0] * nb + q[..., 1]) * nb + q[..., 2]
+        hf = np.bincount(idx[fg_core], minlength=nb**3).astype(np.float64).reshape(nb, nb, nb)
+        hb = np.bincount(idx[bg_core], minlength=nb**3).astype(np.float64).reshape(nb, nb, nb)
+        hf = _blur3(hf)
+        hb = _blur3(hb)
+        hf /= hf.sum()
+        hb /= hb.sum()
+        eps = 1e-5
+        llr = np.log(hf + eps) - np.log(hb + eps)
+        llr_pix = np.clip(llr.ravel()[idx], -4.0, 4.0)
+    unary = 0.5 * llr_pix + _SAL_W * (sal - t)
     rs = max(1, round(min(h, w) / 100))
     prob = 1.0 / (1.0 + np.exp(-np.clip(unary, -30, 30)))
     for _ in range(4):
         field = unary + 3.0 * (2.0 * _box_mean(prob, rs) - 1.0)
         prob = 1.0 / (1.0 + np.exp(-np.clip(field, -30, 30)))
     return _clean(prob > 0.5)
+
+
+def _gmm_loglik(samples: NDArray[np.float64], lab: NDArray[np.float64], k: int = 12) -> NDArray[np.float64]:
+    """Log-likelihood of every pixel under an isotropic Gaussian mixture fitted to ``samples``."""
+    cent = _kmeans(samples, k, iters=6)
+    k = len(cent)
+    d2 = ((samples[:, None, :] - cent[None]) ** 2).sum(-1)
+    a = np.argmin(d2, axis=1)
+    n = np.bincount(a, minlength=k).astype(np.float64)
+    var = np.bincount(a, weights=d2[np.arange(len(a)), a], minlength=k) / np.maximum(n, 1.0) / 3.0
+    var = np.maximum(var, 4.0)
+    logw = np.log(np.maximum(n, 0.5) / n.sum())
+    flat = lab.reshape(-1, 3)
+    best = np.full(len(flat), -np.inf)
+    terms = []
+    for j in range(k):
+        dj = ((flat - cent[j]) ** 2).sum(1)
+        tj = logw[j] - 1.5 * np.log(2 * np.pi * var[j]) - dj / (2 * var[j])
+        terms.append(tj)
+        np.maximum(best, tj, out=best)
+    acc = np.zeros(len(flat))
+    for tj in terms:
+        acc += np.exp(tj - best)
+    out: NDArray[np.float64] = (best + np.log(acc)).reshape(lab.shape[:2])
+    return out
 
 
 def _blur3(hist: NDArray[np.float64]) -> NDArray[np.float64]:
