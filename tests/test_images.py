@@ -63,8 +63,9 @@ def test_pil_image_is_sent_as_lossless_png(mode: str) -> None:
     assert back.size == (200, 150)
     np.testing.assert_array_equal(pixels(back), pixels(img))
     # the original is kept for overlays, detached from the caller's object
-    assert enc.originals[0] is not img
-    np.testing.assert_array_equal(pixels(enc.originals[0]), pixels(img))
+    original = enc.originals[0]
+    assert original is not None and original is not img
+    np.testing.assert_array_equal(pixels(original), pixels(img))
     assert enc.params() == {"binary_data_base64": enc.binary_data_base64}
 
 
@@ -387,7 +388,9 @@ def test_iva_image_limit_50_mb(tmp_path: pathlib.Path) -> None:
     assert info.value.field == "ImageFile"
     assert "50 MB" in str(info.value) and f"{len(blob):,} bytes" in str(info.value)
     path = tmp_path / "big.jpg"
-    path.write_bytes(blob)
+    with path.open("wb") as fh:  # a sparse file: refused from its size, before it is read
+        fh.seek(50 * MB)
+        fh.write(b"\0")
     with pytest.raises(ValidationError, match="50 MB"):
         iva_payload(path, None, kind="image")
     # exactly 50 MB is allowed, and videos have no documented limit

@@ -106,12 +106,12 @@ class EncodedImages:
 
 
 def encode_images(
-    images: ImageInput | Sequence[ImageInput],
+    images: ImageInput | Iterable[ImageInput],
     *,
     field: str = "image",
     limits: ImageLimits = DEFAULT_LIMITS,
 ) -> EncodedImages:
-    """Check and encode one picture or a sequence of them for ``binary_data_base64`` / ``image_urls``.
+    """Check and encode one picture, or a list (any iterable) of them, for ``binary_data_base64`` / ``image_urls``.
 
     ``field`` names the inputs in error messages (``image[0]``, ``image[1]``, …). Raises
     :class:`~volcnb.ValidationError` for an unsupported format, a side outside 128–4096 px, a base64

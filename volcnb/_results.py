@@ -122,10 +122,14 @@ class Result:
     ) -> Result:
         """Wrap a GetResult ``data`` payload: a :class:`SegmentationResult` for ``saliency_seg``/``entity_seg``.
 
+        (Called on a subclass, it builds that subclass whatever the ``req_key``.)
+
         ``downloads`` maps entries of ``data.image_urls`` to their downloaded bytes; they provide
         :attr:`images` when the payload has no base64 pictures (``return_url=True``).
         """
-        kind: type[Result] = SegmentationResult if req_key in SEGMENTATION_REQ_KEYS else Result
+        kind: type[Result] = cls
+        if cls is Result and req_key in SEGMENTATION_REQ_KEYS:
+            kind = SegmentationResult
         return kind(req_key=req_key, task_id=task_id, data=data, request_id=request_id,
                     time_elapsed=time_elapsed, downloads=downloads, input_images=input_images, options=options)
 

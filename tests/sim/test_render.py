@@ -212,6 +212,9 @@ def test_watermark_custom_chinese_text() -> None:
     # the custom line is really the CJK text, not boxes: compare with the same text rendered directly
     f = _font.load_font(27)
     assert f.getlength(CUSTOM) > f.getlength(LABELS[0])
+    # CR/LF and tabs are normalised (never drawn as .notdef boxes)
+    crlf = apply_logo(base, opacity=1.0, text="这里是\r\n明水印\t内容")
+    assert crlf.tobytes() == apply_logo(base, opacity=1.0, text="这里是\n明水印 内容").tobytes()
     # blank text is no text
     assert apply_logo(base, opacity=1.0, text="  ").tobytes() == plain.tobytes()
     # long text wraps inside the image

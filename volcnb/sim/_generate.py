@@ -39,6 +39,8 @@ BADGE_TEXT = "SIMULATED · volcnb"
 MAX_SIDE = 8192
 """Largest width/height the generators accept (the simulator enforces the API's own, smaller limits)."""
 
+_CARTOON_MAX_SIDE = 1280
+
 _RGB = tuple[int, int, int]
 FloatArray = npt.NDArray[np.float64]
 
@@ -303,7 +305,7 @@ def text_to_image(prompt: str, *, width: int, height: int, seed: int) -> Image.I
     """
     _check_size(width, height)
     rng = _Rng("text_to_image", prompt, int(seed), width, height)
-    scale = 2 if max(width, height) <= 2048 else 1  # supersample the shapes for smooth edges
+    scale = 2 if width * height <= 2_000_000 else 1  # supersample the shapes for smooth edges
     img = _scene(rng, width * scale, height * scale)
     if scale != 1:
         img = img.reduce(scale)
@@ -453,7 +455,8 @@ def stylize_portrait(
     usually are); if ``style`` is given, transfer its per-channel colour mean/std (contrast gain clamped
     to [0.5, 2]); painterly edge-preserving smoothing (Kuwahara filter + a light blur); soft cel
     shading (luma pulled towards five flat levels, chroma lifted 25 %); dark ink lines from a difference
-    of Gaussians on the median-filtered luminance.  ``strength``
+    of Gaussians on the median-filtered luminance.  Outputs larger than 1280 px on the long side are
+    stylised at 1280 px and scaled up (bounded time and memory).  ``strength``
     (0–1) blends from the cropped photo (0) to the full cartoon (1).  The face's structure is kept, so it
     stays recognisable.  ``seed`` and ``prompt`` only place a few decorative sparkles in the upper
     corners; a "SIMULATED" badge is drawn at the top centre.  Deterministic.
@@ -472,7 +475,13 @@ def stylize_portrait(
     photo = ImageOps.fit(src.convert("RGB"), (width, height), Image.Resampling.LANCZOS, centering=(0.5, 0.4))
 
     work = _colour_transfer(photo, style) if style is not None else photo
-    cartoon = _cartoon(work)
+    longest = max(width, height)
+    if longest > _CARTOON_MAX_SIDE:  # bound time and memory: stylise at ≤ 1280 px, then scale up
+        k = _CARTOON_MAX_SIDE / longest
+        small = work.resize((max(1, round(width * k)), max(1, round(height * k))), Image.Resampling.LANCZOS)
+        cartoon = _cartoon(small).resize((width, height), Image.Resampling.LANCZOS)
+    else:
+        cartoon = _cartoon(work)
     unit = min(width, height)
 
     # the seeded detail: a few sparkles near the top corners

@@ -57,7 +57,9 @@ WORK_SIDE = 256
 _SAL_W = 4.0
 _PASSES = 1
 _K = 32
-_COLOUR = "gmm"
+_LOCAL = 20.0
+_RING = 0.04
+_COLOUR = "hist"
 _LLR_CLIP = 6.0
 _TRIMAP = True
 
@@ -375,7 +377,7 @@ def _background_ring(lab: NDArray[np.float64]) -> BoolArray:
        often reaches the lower parts of the sides as well).
     """
     h, w, _ = lab.shape
-    b = max(2, round(0.04 * min(h, w)))
+    b = max(2, round(_RING * min(h, w)))
     parts = _ring_parts(h, w, b)
     sides = {"T": parts["T"], "B": parts["B"], "L": parts["Lu"] | parts["Ll"], "R": parts["Ru"] | parts["Rl"]}
     names = list(sides)
@@ -436,6 +438,51 @@ def _background_ring(lab: NDArray[np.float64]) -> BoolArray:
     return ring
 
 
+def _local_palette_distance(lab: NDArray[np.float64], ring: BoolArray, lam: float) -> NDArray[np.float64]:
+    """Distance to the border palette, preferring the colours of nearby ring segments.
+
+    The ring is cut into 16 segments (4 per side) with an 8-colour palette each; a
+    pixel's distance to segment ``s`` is its colour distance to that palette plus
+    ``lam`` times how much farther (as a fraction of the image diagonal) the segment
+    is than the pixel's nearest segment.  Locally varying backgrounds are thus judged
+    against the local background, not against colours from the other end of the frame.
+    """
+    h, w, _ = lab.shape
+    diag = float(np.hypot(h, w))
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
+    n_cut = 4
+    pieces: list[BoolArray] = []
+    for side in range(4):
+        for j in range(n_cut):
+            seg = np.zeros((h, w), dtype=bool)
+            if side < 2:
+                x0, x1 = (j * w) // n_cut, ((j + 1) * w) // n_cut
+                if side == 0:
+                    seg[: h // 2, x0:x1] = True
+                else:
+                    seg[h // 2 :, x0:x1] = True
+            else:
+                y0, y1 = (j * h) // n_cut, ((j + 1) * h) // n_cut
+                if side == 2:
+                    seg[y0:y1, : w // 2] = True
+                else:
+                    seg[y0:y1, w // 2 :] = True
+            pieces.append(seg & ring)
+    dists: list[NDArray[np.float64]] = []
+    spatial: list[NDArray[np.float64]] = []
+    for seg in pieces:
+        if seg.sum() < 8:
+            continue
+        cent = _kmeans(_subsample(lab[seg], 400), 8, iters=5)
+        dists.append(_min_dist(lab, cent))
+        ys, xs = np.nonzero(seg)
+        spatial.append(np.hypot(xx - xs.mean(), yy - ys.mean()) / diag)
+    sp = np.stack(spatial)
+    sp -= sp.min(axis=0, keepdims=True)
+    out: NDArray[np.float64] = (np.stack(dists) + lam * sp).min(axis=0)
+    return out
+
+
 def _background_distance(lab: NDArray[np.float64]) -> NDArray[np.float64]:
     """Residual of each pixel against the border-ring background model, in noise units."""
     h, w, _ = lab.shape
@@ -443,8 +490,11 @@ def _background_distance(lab: NDArray[np.float64]) -> NDArray[np.float64]:
     pts = _subsample(lab[ring], 3000)
 
     # (a) palette of border colours
-    centres = _kmeans(pts, _K)
-    d_pal = _min_dist(lab, centres)
+    if _LOCAL > 0:
+        d_pal = _local_palette_distance(lab, ring, _LOCAL)
+    else:
+        centres = _kmeans(pts, _K)
+        d_pal = _min_dist(lab, centres)
 
     # (b) robust quadratic colour model of the background
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)

@@ -145,13 +145,22 @@ def wrap_text(text: str, font: ImageFont.FreeTypeFont, max_width: float) -> list
     return out
 
 
+def _normalise(text: str) -> str:
+    """Line breaks → ``\\n`` (``\\r\\n``, ``\\r``, U+2028, ...), other whitespace (tabs, ...) → a space."""
+    keep = (" ", "\u3000", "\u00a0")
+    lines = [
+        "".join(ch if ch in keep or not ch.isspace() else " " for ch in line) for line in text.splitlines()
+    ]
+    return "\n".join(lines).strip("\n")
+
+
 def _layout(size: tuple[int, int], position: int, language: int, text: str | None) -> _Layout:
     _check(position, language)
     w, h = size
     if w < 1 or h < 1:
         raise ValueError(f"image size must be positive, got {size!r}")
     label = LABELS[language]
-    custom = text.strip("\n") if text is not None and text.strip() else None
+    custom = _normalise(text) if text is not None and text.strip() else None
 
     base = max(_MIN_SIZE, round(min(w, h) * _SIZE_FRACTION))
     fsize = base
