@@ -58,7 +58,8 @@ _SAL_W = 4.0
 _PASSES = 1
 _K = 32
 _LOCAL = 20.0
-_RING = 0.04
+_RING = 0.012
+_RING_THICK = 0.04
 _COLOUR = "hist"
 _LLR_CLIP = 6.0
 _TRIMAP = True
@@ -367,7 +368,35 @@ def _subsample(pts: NDArray[np.float64], n: int) -> NDArray[np.float64]:
 
 
 def _background_ring(lab: NDArray[np.float64]) -> BoolArray:
-    """Select the parts of the border ring that look like background.
+    """The background part of the border ring (see :func:`_thin_ring`), thickened.
+
+    The selection runs on a thin outer ring (so that a subject nearly filling the
+    frame is not mistaken for background); pixels of a thicker ring next to the kept
+    parts are then added where the thin ring's colours explain them.
+    """
+    h, w, _ = lab.shape
+    b_thin = max(2, round(_RING * min(h, w)))
+    b_thick = max(b_thin, round(_RING_THICK * min(h, w)))
+    thin = _thin_ring(lab, b_thin)
+    if b_thick <= b_thin or not thin.any():
+        return thin
+    band = np.zeros((h, w), dtype=bool)
+    band[:b_thick] = True
+    band[h - b_thick :] = True
+    band[:, :b_thick] = True
+    band[:, w - b_thick :] = True
+    cand = band & _dilate(thin, b_thick) & ~thin
+    pts = _subsample(lab[thin], 3000)
+    cent = _kmeans(pts, 32)
+    own = np.sqrt(((pts[:, None, :] - cent[None]) ** 2).sum(-1).min(1))
+    limit = max(6.0, float(np.percentile(own, 90)))
+    d = _min_dist(lab, cent)
+    out: BoolArray = thin | (cand & (d <= limit))
+    return out
+
+
+def _thin_ring(lab: NDArray[np.float64], b: int) -> BoolArray:
+    """Select the parts of the border ring (``b`` pixels wide) that look like background.
 
     1. A whole side whose colours are not found on the other three sides is dropped
        (a subject touching / cut by that side).
@@ -377,7 +406,6 @@ def _background_ring(lab: NDArray[np.float64]) -> BoolArray:
        often reaches the lower parts of the sides as well).
     """
     h, w, _ = lab.shape
-    b = max(2, round(_RING * min(h, w)))
     parts = _ring_parts(h, w, b)
     sides = {"T": parts["T"], "B": parts["B"], "L": parts["Lu"] | parts["Ll"], "R": parts["Ru"] | parts["Rl"]}
     names = list(sides)
