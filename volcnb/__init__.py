@@ -11,6 +11,9 @@ With no ``VOLC_ACCESSKEY``/``VOLC_SECRETKEY`` the embedded simulator answers (an
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from ._auth import Credentials, VolcAuth
 from ._backend import get_default_client, set_default_client, use_simulator
 from ._catalog import CAPABILITIES, Capability, Param, get_capability
@@ -43,13 +46,16 @@ from ._wire import AigcMeta, LogoInfo
 __version__ = "0.1.0"
 
 __all__ = [
-    "APIError",
     "AigcMeta",
+    "APIError",
     "AuthError",
     "BackoffPoller",
+    "BatchView",
     "CAPABILITIES",
     "Capability",
     "Client",
+    "compare",
+    "compare_watermarks",
     "ConcurrencyLimitError",
     "ContentRiskError",
     "Credentials",
@@ -59,6 +65,8 @@ __all__ = [
     "InvalidArgumentError",
     "IVA",
     "LogoInfo",
+    "overlay_contours",
+    "overlay_contours_image",
     "Param",
     "ProtocolError",
     "RateLimitError",
@@ -67,6 +75,8 @@ __all__ = [
     "run",
     "ServerError",
     "set_default_client",
+    "show_mask",
+    "show_segmentation",
     "SignatureError",
     "submit",
     "SubmitUncertainError",
@@ -76,6 +86,7 @@ __all__ = [
     "TaskExpiredError",
     "TaskNotFoundError",
     "TaskTimeoutError",
+    "TaskView",
     "TransportError",
     "use_simulator",
     "ValidationError",
@@ -83,3 +94,39 @@ __all__ = [
     "VolcError",
     "VolcnbWarning",
 ]
+
+#: Names that pull in matplotlib / ipywidgets, imported on first use to keep ``import volcnb`` fast.
+_LAZY = {
+    "overlay_contours": "viz",
+    "overlay_contours_image": "viz",
+    "show_mask": "viz",
+    "show_segmentation": "viz",
+    "compare_watermarks": "viz",
+    "compare": "viz",
+    "TaskView": "widgets",
+    "BatchView": "widgets",
+}
+
+if TYPE_CHECKING:
+    from .viz import (
+        compare,
+        compare_watermarks,
+        overlay_contours,
+        overlay_contours_image,
+        show_mask,
+        show_segmentation,
+    )
+    from .widgets import BatchView, TaskView
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'volcnb' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

@@ -48,7 +48,7 @@ class RetryPolicy:
     def backoff(self, attempt: int, retry_after: float | None = None) -> float:
         """Delay before retry number ``attempt`` (1-based): equal jitter on ``base·2^(n-1)``, capped."""
         ceiling = min(self.cap, self.base * (2 ** (attempt - 1)))
-        delay = ceiling / 2 + self.rng.uniform(0, ceiling / 2)
+        delay: float = ceiling / 2 + self.rng.uniform(0, ceiling / 2)
         if retry_after is not None:
             delay = max(delay, retry_after)
         return delay

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import asyncio
+import atexit
 import threading
 from collections.abc import Coroutine
 from typing import Any, TypeVar
@@ -19,6 +20,7 @@ T = TypeVar("T")
 
 _local = threading.local()
 _patched: set[int] = set()
+_loops: list[asyncio.AbstractEventLoop] = []
 
 
 def running_loop() -> asyncio.AbstractEventLoop | None:
@@ -35,7 +37,25 @@ def private_loop() -> asyncio.AbstractEventLoop:
     if loop is None or loop.is_closed():
         loop = asyncio.new_event_loop()
         _local.loop = loop
+        _loops.append(loop)
     return loop
+
+
+@atexit.register
+def _close_private_loops() -> None:
+    """Finish background work politely at interpreter exit (no "unclosed event loop" warnings)."""
+    for loop in _loops:
+        if loop.is_closed() or loop.is_running():
+            continue
+        pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
+        for t in pending:
+            t.cancel()
+        try:
+            if pending:
+                loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+            loop.run_until_complete(loop.shutdown_asyncgens())
+        finally:
+            loop.close()
 
 
 def _patch(loop: asyncio.AbstractEventLoop) -> None:

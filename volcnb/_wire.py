@@ -354,8 +354,12 @@ def task_status(reply: Reply, request: ApiRequest | None = None) -> Status:
     if status == "expired":
         raise TaskExpiredError(f"task {task_id} has expired; submit it again", code="expired",
                                request_id=reply.request_id, task_id=task_id, req_key=req_key)
-    if status in ("in_queue", "generating", "done"):
-        return status  # type: ignore[return-value]
+    if status == "in_queue":
+        return "in_queue"
+    if status == "generating":
+        return "generating"
+    if status == "done":
+        return "done"
     if status is None and any(reply.data.get(k) for k in _RESULT_KEYS):
         return "done"
     raise ProtocolError(f"unknown task status {status!r} in GetResult reply", status_code=reply.status_code,

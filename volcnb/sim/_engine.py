@@ -454,7 +454,8 @@ class Simulator:
         fut = self._pool.submit(self._compute, row, images)
         with self._lock:
             self._futures[row.task_id] = fut
-        fut.add_done_callback(lambda _f, tid=row.task_id: self._forget(tid))
+        task_id = row.task_id
+        fut.add_done_callback(lambda _f: self._forget(task_id))
 
     def _forget(self, task_id: str) -> None:
         with self._lock:

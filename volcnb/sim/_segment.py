@@ -57,7 +57,8 @@ WORK_SIDE = 256
 _SAL_W = 4.0
 _PASSES = 1
 _K = 32
-_LOCAL = 20.0
+_LOCAL = 35.0
+_SEGK = 8
 _RING = 0.012
 _RING_THICK = 0.04
 _COLOUR = "hist"
@@ -380,18 +381,24 @@ def _background_ring(lab: NDArray[np.float64]) -> BoolArray:
     thin = _thin_ring(lab, b_thin)
     if b_thick <= b_thin or not thin.any():
         return thin
-    band = np.zeros((h, w), dtype=bool)
-    band[:b_thick] = True
-    band[h - b_thick :] = True
-    band[:, :b_thick] = True
-    band[:, w - b_thick :] = True
-    cand = band & _dilate(thin, b_thick) & ~thin
     pts = _subsample(lab[thin], 3000)
     cent = _kmeans(pts, 32)
     own = np.sqrt(((pts[:, None, :] - cent[None]) ** 2).sum(-1).min(1))
     limit = max(6.0, float(np.percentile(own, 90)))
     d = _min_dist(lab, cent)
-    out: BoolArray = thin | (cand & (d <= limit))
+    out = thin.copy()
+    thin_parts = _ring_parts(h, w, b_thin)
+    for name, thick_part in _ring_parts(h, w, b_thick).items():
+        kept_thin = thin & thin_parts[name]
+        if kept_thin.sum() < 0.5 * thin_parts[name].sum():
+            continue
+        extra = thick_part & ~thin_parts[name]
+        if not extra.any():
+            continue
+        if float(np.percentile(d[extra], 80)) <= 1.5 * limit:
+            out |= extra  # the thicker strip is the same background: take all its shades
+        else:
+            out |= extra & (d <= limit)
     return out
 
 
@@ -501,7 +508,7 @@ def _local_palette_distance(lab: NDArray[np.float64], ring: BoolArray, lam: floa
     for seg in pieces:
         if seg.sum() < 8:
             continue
-        cent = _kmeans(_subsample(lab[seg], 400), 8, iters=5)
+        cent = _kmeans(_subsample(lab[seg], 400), _SEGK, iters=5)
         dists.append(_min_dist(lab, cent))
         ys, xs = np.nonzero(seg)
         spatial.append(np.hypot(xx - xs.mean(), yy - ys.mean()) / diag)

@@ -1,0 +1,60 @@
+"""The command line as a user types it: ``volcnb run`` in a plain terminal, ``volcnb demo``."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import matplotlib
+import numpy as np
+from PIL import Image
+
+GRACE = Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"
+
+
+def _volcnb(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VOLC_")}
+    return subprocess.run([sys.executable, "-m", "volcnb.cli", *args], capture_output=True, text=True, cwd=cwd,
+                          env=env, timeout=180)
+
+
+def test_run_writes_results_with_text_progress(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    proc = _volcnb("run", "saliency_seg", str(GRACE), "--out", str(out), "--param", "only_mask=1", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    # No credentials: the simulator is used and it says so.
+    assert "SIMULATOR" in proc.stderr
+    # Text progress: a bar line per stage change, ending with 1/1 done.
+    lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("saliency_seg ")]
+    assert lines and "1/1 done" in lines[-1], proc.stderr
+    assert any("generating" in ln or "in queue" in ln for ln in lines), proc.stderr
+    written = [Path(p) for p in proc.stdout.split()]
+    assert written and all(p.exists() for p in written)
+    mask = np.asarray(Image.open(written[0]))
+    assert mask.shape == (600, 512)  # only_mask=1: the mask at the photo's size
+    assert 0.2 < (mask > 127).mean() < 0.9
+
+
+def test_run_rejects_bad_input_before_sending(tmp_path: Path) -> None:
+    tiny = tmp_path / "tiny.png"
+    Image.new("RGB", (64, 64), "white").save(tiny)
+    proc = _volcnb("run", "saliency_seg", str(tiny), "--out", str(tmp_path / "o"), "--simulator", cwd=tmp_path)
+    assert proc.returncode == 1
+    assert "128" in proc.stderr and "image" in proc.stderr
+    assert not (tmp_path / "o").exists()
+
+
+def test_demo_writes_pngs_and_says_where(tmp_path: Path) -> None:
+    proc = _volcnb("demo", "--out", str(tmp_path / "demo"), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    wrote = [Path(line.split("wrote ", 1)[1]) for line in proc.stdout.splitlines() if "wrote " in line]
+    names = {p.name for p in wrote}
+    assert {"overlay.png", "watermarks.png"} <= names
+    for p in wrote:
+        assert p.exists() and p.stat().st_size > 1000
+    overlay = np.asarray(Image.open(tmp_path / "demo" / "overlay.png").convert("RGB")).astype(int)
+    photo = np.asarray(Image.open(GRACE).convert("RGB")).astype(int)
+    assert overlay.shape == photo.shape
+    assert (np.abs(overlay - photo).sum(axis=2) > 60).mean() > 0.01  # contours/fill were drawn
