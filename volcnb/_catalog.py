@@ -13,6 +13,7 @@ Where a seed contradicts itself we warn instead of refusing: seed 002's own requ
 from __future__ import annotations
 
 import difflib
+import math
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -67,6 +68,8 @@ class Param:
         elif self.type == "float":
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 return Issue(n, f"{n} must be a number, got {value!r}", limit="float")
+            if not math.isfinite(value):  # NaN passes every range comparison
+                return Issue(n, f"{n} must be a finite number, got {value!r}", limit="finite")
         elif self.type == "str":
             if not isinstance(value, str):
                 return Issue(n, f"{n} must be a string, got {type(value).__name__}", limit="string")

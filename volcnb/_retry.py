@@ -47,7 +47,8 @@ class RetryPolicy:
 
     def backoff(self, attempt: int, retry_after: float | None = None) -> float:
         """Delay before retry number ``attempt`` (1-based): equal jitter on ``base·2^(n-1)``, capped."""
-        ceiling = min(self.cap, self.base * (2 ** (attempt - 1)))
+        # Clamp the exponent: 2 ** 1100 does not fit a float, and the cap is reached long before.
+        ceiling = min(self.cap, self.base * (2 ** min(attempt - 1, 64)))
         delay: float = ceiling / 2 + self.rng.uniform(0, ceiling / 2)
         if retry_after is not None:
             delay = max(delay, retry_after)

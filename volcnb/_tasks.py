@@ -270,6 +270,8 @@ class Task:
                 await self.cancel()
             else:
                 runner.cancel()
+                if self._runner is runner:  # a later wait starts a fresh runner, not this cancelling one
+                    self._runner = None
             raise TaskTimeoutError(
                 f"{self.req_key} task {self.task_id} not done after {limit:g} s (status {self.status}); it keeps "
                 f"running on the server: volcnb.Task.attach({self.req_key!r}, {self.task_id!r}) to come back",

@@ -30,7 +30,7 @@ import time
 import uuid
 from collections import defaultdict, deque
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from PIL import Image, UnidentifiedImageError
@@ -145,10 +145,12 @@ class Counters:
 
     def snapshot(self) -> dict[str, Any]:
         """A JSON-ready copy."""
-        d = asdict(self)
-        d["rejected"] = dict(self.rejected)
-        d["faults"] = dict(self.faults)
-        return d
+        # Not dataclasses.asdict: it cannot rebuild a defaultdict (TypeError on Python < 3.12).
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            out[f.name] = dict(value) if isinstance(value, dict) else value
+        return out
 
 
 class Reject(Exception):  # noqa: N818 - internal control flow, never escapes the simulator

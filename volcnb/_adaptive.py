@@ -1,0 +1,647 @@
+"""The learning poller: learns each req_key's time-to-done and polls where completions are likely.
+
+Why: a fixed 3 s loop wastes polls on long tasks and notices short ones late; geometric backoff guesses a
+scale. Service times of one req_key are fairly regular, so :class:`AdaptivePoller` learns them from what its
+own polls see and places the next polls to minimise ``expected lag + λ · expected polls``.
+
+How it works, per req_key (all tasks of a client share one poller, so they share what they learn):
+
+* **Observations** (ages are seconds since the submit returned): a finished task gives an interval
+  ``(last poll that was not done, first poll that was done]``; a running task gives "not done by age a"
+  (right-censored). Only GetResult replies are used. The last ``window`` finished tasks are kept, so the
+  model follows a service whose speed drifts.
+* **Model**: time-to-done is log-normal. A grid posterior over (log median, sigma) — median log-uniform over
+  0.2 s – 30 min, the catalog's ``service_time`` only a weak bump, sigma around 0.35 ± ×2 — is updated with
+  the exact interval-censored likelihood (plus a small outlier component, so one odd task cannot wreck it).
+* **Schedule**: on the posterior predictive (it includes the uncertainty about the median and sigma), a
+  dynamic programme over a time grid gives, for "last not-done poll at age a", the next poll age that
+  minimises expected lag + λ·polls. λ is set so the expected lag is about ``lag_fraction`` of the typical
+  service time, at most ``max_lag`` seconds: fast tasks are noticed within a fraction of a second, long
+  ones within ``max_lag`` with as few polls as that allows. Intervals get a little jitter and never
+  exceed ``cap``; a task still running past everything the model expects backs off geometrically.
+* **Cold start**: until the first task of a req_key is seen done, a few *scout* tasks poll on a fast-growing
+  backoff that starts ``first`` seconds after submit, while the others (submitted with them) poll sparsely.
+  Waiting tasks are woken whenever the model changes materially (an ``asyncio`` future per pause), so as
+  soon as one task of a batch is seen done the others re-plan with that knowledge.
+* **Deadline**: if the task has a ``deadline`` (seconds, as :class:`volcnb.Task` does) a last poll is placed
+  just before it.
+
+Per task the poller records polls made and an estimate of the lag (the true finish is unknown to a client;
+the estimate is ``E[noticed − finished]`` under the model): :meth:`AdaptivePoller.history`. The fitted model
+is :meth:`AdaptivePoller.model`, the planned poll ages of a fresh task :meth:`AdaptivePoller.schedule`.
+
+Usage::
+
+    poller = volcnb.AdaptivePoller()
+    client.poller = poller              # shared by all tasks of the client (the default poller)
+    ...
+    poller.model("saliency_seg")        # ModelFit(median=2.03, sigma=0.31, n=40)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import random
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, NamedTuple
+
+import numpy as np
+import numpy.typing as npt
+
+if TYPE_CHECKING:
+    from ._polling import PollSubject
+
+__all__ = ["AdaptivePoller", "ModelFit", "TaskRecord"]
+
+Arr = npt.NDArray[np.float64]
+
+# --- the parameter grid ------------------------------------------------------------------------------
+
+_MU_LO, _MU_HI, _MU_STEP = math.log(0.2), math.log(1800.0), 0.035  # log-uniform median 0.2 s – 30 min
+_SIGMAS = np.exp(np.linspace(math.log(0.04), math.log(1.6), 24))
+_SIGMA_PRIOR = (math.log(0.35), 0.6)  # log sigma ~ N(log 0.35, 0.6): "±35 %, give or take ×2"
+_CATALOG_WEIGHT, _CATALOG_SD = 0.3, 1.0  # the catalog's median: a weak bump (30 % of the mass, ±×e)
+_OUTLIER = 0.01  # likelihood mixture weight of a broad log-uniform outlier (0.05 s – 4 h)
+_OUT_LO, _OUT_HI = math.log(0.05), math.log(4 * 3600.0)
+_MAX_COMPONENTS = 600  # posterior components kept for the predictive
+_G = 320  # points of the scheduling time grid
+_C2_PER_SIGMA = 1.73  # polls × lag ≈ median · 1.73 σ / 2 for the optimal schedule of a log-normal
+_SURV_CACHE = 512  # cached log-survival rows (running tasks' "not done by age a")
+_SQRT2 = math.sqrt(2.0)
+
+
+@dataclass(frozen=True)
+class _Grid:
+    mu: Arr
+    sigma: Arr
+    prior_sigma: Arr
+
+    @staticmethod
+    def build() -> _Grid:
+        mus = np.arange(_MU_LO, _MU_HI + _MU_STEP / 2, _MU_STEP)
+        mu, sg = np.meshgrid(mus, _SIGMAS, indexing="ij")
+        ls = np.log(sg.ravel())
+        prior_sigma = -0.5 * ((ls - _SIGMA_PRIOR[0]) / _SIGMA_PRIOR[1]) ** 2
+        return _Grid(mu.ravel().astype(np.float64), sg.ravel().astype(np.float64), prior_sigma)
+
+
+_GRID: _Grid | None = None
+
+
+def _grid() -> _Grid:
+    global _GRID
+    if _GRID is None:
+        _GRID = _Grid.build()
+    return _GRID
+
+
+# --- normal tails, accurate far out ------------------------------------------------------------------
+
+
+def _log_erfc_pos(x: Arr) -> Arr:
+    """log erfc(x) for x >= 0 (Numerical Recipes' Chebyshev fit, relative error < 1.2e-7 everywhere)."""
+    t = 1.0 / (1.0 + 0.5 * x)
+    poly = -x * x - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (
+        -0.18628806 + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (
+            -0.82215223 + t * 0.17087277))))))))
+    out: Arr = np.log(t) + poly
+    return out
+
+
+def _log_q(z: Arr) -> Arr:
+    """log P(Z > z) for a standard normal Z."""
+    z = np.clip(z, -40.0, 40.0)
+    le = _log_erfc_pos(np.abs(z) / _SQRT2)
+    out: Arr = np.where(z >= 0, math.log(0.5) + le, np.log1p(-0.5 * np.exp(le)))
+    return out
+
+
+def _phi(z: Arr) -> Arr:
+    """P(Z <= z), vectorised."""
+    z = np.clip(z, -40.0, 40.0)
+    half = 0.5 * np.exp(_log_erfc_pos(np.abs(z) / _SQRT2))
+    out: Arr = np.where(z >= 0, 1.0 - half, half)
+    return out
+
+
+def _log1mexp(d: Arr) -> Arr:
+    """log(1 − e^d) for d <= 0."""
+    d = np.minimum(d, -1e-300)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out: Arr = np.where(d > -0.6931, np.log(-np.expm1(d)), np.log1p(-np.exp(np.minimum(d, -0.6931))))
+    return out
+
+
+def _log_interval(zl: Arr, zh: Arr) -> Arr:
+    """log(Φ(zh) − Φ(zl)) for zl < zh, without cancellation in either tail."""
+    lq_l, lq_h = _log_q(zl), _log_q(zh)
+    lp_l, lp_h = _log_q(-zl), _log_q(-zh)
+    upper = lq_l + _log1mexp(lq_h - lq_l)  # both above 0: Q(zl) − Q(zh)
+    lower = lp_h + _log1mexp(lp_l - lp_h)  # both below 0: Φ(zh) − Φ(zl)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        middle = np.log1p(-np.minimum(np.exp(lq_h) + np.exp(lp_l), 1.0))
+    out: Arr = np.where(zl >= 0, upper, np.where(zh <= 0, lower, middle))
+    return np.maximum(out, -700.0)
+
+
+def _outlier_prob(lo: float, hi: float) -> float:
+    """Probability of (lo, hi] under the broad log-uniform outlier distribution."""
+    a = _OUT_LO if lo <= 0 else min(max(math.log(lo), _OUT_LO), _OUT_HI)
+    b = _OUT_HI if math.isinf(hi) else min(max(math.log(hi), _OUT_LO), _OUT_HI)
+    return max(b - a, 1e-9) / (_OUT_HI - _OUT_LO)
+
+
+def _log_lik(lo: float, hi: float) -> Arr:
+    """Log-likelihood over the grid of "done within (lo, hi]" (``hi = inf``: still running at ``lo``)."""
+    g = _grid()
+    zl = (math.log(lo) - g.mu) / g.sigma if lo > 0 else np.full(g.mu.shape, -40.0)
+    if math.isinf(hi):
+        ll = _log_q(zl)
+    else:
+        ll = _log_interval(zl, (math.log(hi) - g.mu) / g.sigma)
+    out: Arr = np.logaddexp(math.log1p(-_OUTLIER) + ll, math.log(_OUTLIER * _outlier_prob(lo, hi)))
+    return out
+
+
+# --- public records --------------------------------------------------------------------------------
+
+
+class ModelFit(NamedTuple):
+    """What the poller believes about a req_key's time-to-done: log-normal ``median`` (s), ``sigma``, and
+    ``n`` finished tasks it has learned from (0: the prior only)."""
+
+    median: float
+    sigma: float
+    n: int
+
+
+@dataclass(frozen=True)
+class TaskRecord:
+    """One finished task as the poller saw it: ``polls`` made, done within ``(lo, hi]`` seconds after the
+    submit, and ``est_lag`` — the expected delay between the server finishing and the client noticing."""
+
+    req_key: str
+    task_id: str | None
+    polls: int
+    lo: float
+    hi: float
+    est_lag: float
+
+
+# --- per req_key state -----------------------------------------------------------------------------
+
+
+@dataclass
+class _Fit:
+    median: float  # posterior median of the service time (exp of the mean log median)
+    sigma: float  # posterior mean sigma
+    sd_mu: float  # posterior sd of the log median
+    n: int  # finished tasks in the data
+    pred_median: float  # median of the posterior predictive
+    t: Arr  # scheduling grid (ages)
+    F: Arr  # predictive CDF on the grid
+    M: Arr  # predictive partial mean ∫_0^t s dF(s)
+    W: Arr  # cost-to-go (unnormalised) after a not-done poll at t[i]
+    W_slow: Arr  # the same at λ × cold_slowdown (tasks waiting on scouts while the key is cold)
+    nxt: npt.NDArray[np.intp]
+    lam: float
+    exp_lag: float  # expected lag of a fresh task under this plan
+    exp_polls: float
+    mu_k: Arr
+    sg_k: Arr
+    w_k: Arr
+
+
+@dataclass
+class _Obs:
+    lo: float
+    hi: float
+    ll: Arr
+
+
+@dataclass
+class _TaskState:
+    key: _Key
+    task_id: str | None
+    submitted: float  # clock() at submit
+    known_age: bool  # False for re-attached tasks: their age is unknown, nothing is learned from them
+    last_notdone: float = 0.0  # age of the last poll that saw the task not done
+    poll_started: float | None = None  # age at which the poll in flight started
+    last_poll: float = 0.0  # age of the last poll (0: none yet)
+    polls: int = 0
+    scout: int | None = None  # scout rank while the req_key is cold
+
+
+class _Key:
+    """Observations, posterior and waiters of one req_key."""
+
+    def __init__(self, req_key: str, window: int) -> None:
+        from ._catalog import get_capability
+
+        g = _grid()
+        self.req_key = req_key
+        span = _MU_HI - _MU_LO
+        dens = np.full(g.mu.shape, (1.0 - _CATALOG_WEIGHT) / span)
+        cap = get_capability(req_key)
+        if cap is not None:
+            m0 = math.log(max(cap.service_time[0], 0.05))
+            dens = dens + _CATALOG_WEIGHT * np.exp(-0.5 * ((g.mu - m0) / _CATALOG_SD) ** 2) / (
+                _CATALOG_SD * math.sqrt(2 * math.pi))
+        else:
+            dens = dens / (1.0 - _CATALOG_WEIGHT)
+        self.prior: Arr = np.log(dens) + g.prior_sigma
+        self.done: deque[_Obs] = deque()
+        self.window = window
+        self.ll_done: Arr = np.zeros(g.mu.shape)
+        self.n_added = 0
+        self.running: dict[int, float] = {}  # id(state) -> age of its last not-done poll
+        self.surv: dict[int, Arr] = {}  # log-age bin -> log survival over the grid
+        self.dirty = True
+        self.fit: _Fit | None = None
+        self.fitted_at = -math.inf
+        self.version = 0
+        self.waiters: set[asyncio.Future[bool]] = set()
+        self.scouts: dict[int, int] = {}  # id(state) -> scout rank
+        self.lam_scale = 1.0
+
+    @property
+    def cold(self) -> bool:
+        """No task of this key seen done yet."""
+        return not self.done
+
+    def add_done(self, lo: float, hi: float) -> None:
+        ll = _log_lik(lo, hi)
+        self.done.append(_Obs(lo, hi, ll))
+        self.ll_done += ll
+        self.n_added += 1
+        while len(self.done) > self.window:
+            self.ll_done -= self.done.popleft().ll
+        if self.n_added % 500 == 0:  # re-sum now and then against rounding drift
+            self.ll_done = np.sum([o.ll for o in self.done], axis=0) if self.done else np.zeros_like(self.ll_done)
+        self.dirty = True
+
+    def _survival(self, age: float) -> Arr:
+        b = int(math.floor(math.log(age) / 0.01))
+        row = self.surv.pop(b, None)
+        if row is None:
+            row = _log_lik(math.exp(b * 0.01), math.inf)
+        self.surv[b] = row  # most recently used last
+        while len(self.surv) > _SURV_CACHE:
+            self.surv.pop(next(iter(self.surv)))
+        return row
+
+    def log_posterior(self) -> Arr:
+        lp: Arr = self.prior + self.ll_done
+        for age in self.running.values():
+            if age > 0:
+                lp = lp + self._survival(age)
+        return lp
+
+
+def _lognormal_cdf_mean(t: Arr, mu: Arr, sg: Arr, w: Arr) -> tuple[Arr, Arr]:
+    """Mixture CDF F(t) and partial mean ∫_0^t s dF(s) on ``t`` (components ``mu``, ``sg``, weights ``w``)."""
+    z = (np.log(t)[:, None] - mu[None, :]) / sg[None, :]
+    F: Arr = _phi(z) @ w
+    M: Arr = _phi(z - sg[None, :]) @ (w * np.exp(mu + 0.5 * sg * sg))
+    return F, M
+
+
+def _dp(t: Arr, F: Arr, M: Arr, lam: float) -> tuple[Arr, Arr, npt.NDArray[np.intp]]:
+    """Optimal polls on grid ``t``: after a not-done poll at ``t[i]`` poll next at ``t[nxt[i]]``.
+
+    ``W[i]`` is the expected lag + λ·polls still to come, times P(not done at t[i]); ``P[i]`` likewise for polls.
+    The lag of a poll at ``t[j]`` after one at ``t[i]`` is ``∫_{t_i}^{t_j} (t_j − s) dF(s)``.
+    """
+    G = len(t)
+    S = 1.0 - F
+    W = np.zeros(G)
+    P = np.zeros(G)
+    nxt = np.full(G, G - 1, dtype=np.intp)
+    for i in range(G - 2, -1, -1):
+        c = t[i + 1:] * (F[i + 1:] - F[i]) - (M[i + 1:] - M[i]) + W[i + 1:]
+        k = int(np.argmin(c))
+        j = i + 1 + k
+        W[i] = lam * S[i] + c[k]
+        P[i] = S[i] + P[j]
+        nxt[i] = j
+    return W, P, nxt
+
+
+# --- the poller ------------------------------------------------------------------------------------
+
+
+@dataclass
+class AdaptivePoller:
+    """Learns each req_key's time-to-done from its own polls and polls where completions are likely.
+
+    Parameters (all optional):
+
+    * ``lag_fraction``/``max_lag``/``min_lag`` — the aim: notice a completion within about
+      ``lag_fraction`` × the typical service time, clamped to ``[min_lag, max_lag]`` seconds, with as few
+      polls as the learned distribution allows.
+    * ``first`` — the first poll of a task of a req_key not learned yet (seconds after submit);
+      ``factor`` — the scouts' backoff factor while the key is cold; ``scouts`` — how many tasks scout.
+    * ``cap`` — the longest pause between two polls of a task; ``min_interval`` — the shortest.
+    * ``jitter`` — relative jitter of every pause (tasks submitted together do not poll in lock-step).
+    * ``window`` — finished tasks kept per req_key; ``deadline`` — default overall deadline (seconds after
+      submit) when the task has none: a last poll lands just before it.
+    """
+
+    lag_fraction: float = 0.12
+    max_lag: float = 1.45
+    min_lag: float = 0.05
+    first: float = 0.5
+    factor: float = 1.4
+    scouts: int = 2
+    cold_slowdown: float = 8.0
+    cap: float = 30.0
+    min_interval: float = 0.05
+    jitter: float = 0.05
+    window: int = 200
+    deadline: float | None = None
+    rng: random.Random = field(default_factory=random.Random)
+    clock: Callable[[], float] = time.monotonic
+    _keys: dict[str, _Key] = field(default_factory=dict, init=False, repr=False)
+    _tasks: dict[int, _TaskState] = field(default_factory=dict, init=False, repr=False)
+    _history: deque[TaskRecord] = field(default_factory=lambda: deque(maxlen=2000), init=False, repr=False)
+
+    # --- the Poller protocol ------------------------------------------------------------------------
+
+    async def pause(self, task: PollSubject) -> None:
+        """Wait until ``task`` should be polled next (woken early to re-plan when the model changes)."""
+        st = self._state(task)
+        while True:
+            age = self._age(st)
+            target = self._next_age(st, age, task)
+            delay = target - age
+            if delay <= 1e-3:
+                break
+            if not await self._sleep(st.key, delay):
+                break
+        st.poll_started = self._age(st)
+
+    def record(self, task: PollSubject, status: str) -> None:
+        """Learn from what a poll of ``task`` saw."""
+        st = self._tasks.get(id(task))
+        if st is None:
+            return
+        key = st.key
+        now_age = self._age(st)
+        started = st.poll_started if st.poll_started is not None else now_age
+        st.poll_started = None
+        st.polls += 1
+        st.last_poll = started
+        if not st.known_age:
+            return
+        if status in ("in_queue", "generating"):
+            st.last_notdone = max(st.last_notdone, started)
+            key.running[id(st)] = st.last_notdone
+            key.dirty = True
+            if key.cold:
+                self._refit(key, notify=True)
+        elif status == "done":
+            key.running.pop(id(st), None)
+            key.scouts.pop(id(st), None)
+            lo, hi = st.last_notdone, max(now_age, st.last_notdone + 1e-6)
+            key.add_done(lo, hi)
+            if len(key.done) <= 30 or self.clock() - key.fitted_at >= self._refit_interval(key):
+                self._refit(key, notify=True)
+            self._history.append(TaskRecord(key.req_key, st.task_id or getattr(task, "task_id", None), st.polls,
+                                            lo, hi, self._est_lag(key, lo, hi)))
+        else:  # failed / cancelled / expired: no service-time information
+            key.running.pop(id(st), None)
+            key.scouts.pop(id(st), None)
+
+    def forget(self, task: PollSubject) -> None:
+        """``task`` stopped waiting."""
+        st = self._tasks.pop(id(task), None)
+        if st is not None:
+            st.key.running.pop(id(st), None)
+            st.key.scouts.pop(id(st), None)
+
+    # --- introspection -----------------------------------------------------------------------------
+
+    def model(self, req_key: str) -> ModelFit:
+        """The fitted log-normal time-to-done of ``req_key``: ``(median, sigma, n)``."""
+        fit = self._fit(self._key(req_key))
+        return ModelFit(fit.median, fit.sigma, fit.n)
+
+    def schedule(self, req_key: str, count: int = 10) -> list[float]:
+        """Planned poll ages (seconds after submit) of a fresh task of ``req_key`` that stays unfinished
+        (no jitter; the plan a task follows once the key is learned)."""
+        key = self._key(req_key)
+        fit = self._fit(key)
+        out: list[float] = []
+        last, a0 = 0.0, 0.0
+        while len(out) < count:
+            nxt = self._plan(fit, a0, last)
+            if nxt is None:
+                nxt = last + self._fallback(last)
+            nxt = min(nxt, last + self.cap)
+            out.append(nxt)
+            last = a0 = nxt
+        return out
+
+    def history(self, req_key: str | None = None) -> list[TaskRecord]:
+        """Finished tasks (most recent last): polls made and estimated lag, per task."""
+        return [r for r in self._history if req_key is None or r.req_key == req_key]
+
+    # --- planning ----------------------------------------------------------------------------------
+
+    def _key(self, req_key: str) -> _Key:
+        key = self._keys.get(req_key)
+        if key is None:
+            key = self._keys[req_key] = _Key(req_key, self.window)
+        return key
+
+    def _state(self, task: PollSubject) -> _TaskState:
+        st = self._tasks.get(id(task))
+        if st is None:
+            sub = task.submitted_monotonic
+            known = sub is not None and getattr(task, "submitted_at", 0.0) is not None
+            now = self.clock()
+            st = _TaskState(key=self._key(task.req_key), task_id=getattr(task, "task_id", None),
+                            submitted=sub if sub is not None and known else now, known_age=known)
+            self._tasks[id(task)] = st
+        return st
+
+    def _age(self, st: _TaskState) -> float:
+        return max(0.0, self.clock() - st.submitted)
+
+    def _fit(self, key: _Key) -> _Fit:
+        if key.fit is None or (key.dirty and self.clock() - key.fitted_at >= self._refit_interval(key)):
+            self._refit(key, notify=key.fit is not None)
+        assert key.fit is not None
+        return key.fit
+
+    def _refit_interval(self, key: _Key) -> float:
+        m = key.fit.pred_median if key.fit is not None else 1.0
+        return min(2.0, max(0.02, 0.02 * m))
+
+    def _refit(self, key: _Key, *, notify: bool) -> None:
+        old = key.fit
+        key.fit = self._compute_fit(key)
+        key.fitted_at = self.clock()
+        key.dirty = False
+        if notify and old is not None and _changed(old, key.fit):
+            key.version += 1
+            _wake(key)
+
+    def _compute_fit(self, key: _Key) -> _Fit:
+        g = _grid()
+        lp = key.log_posterior()
+        w = np.exp(lp - lp.max())
+        w /= w.sum()
+        mean_mu = float(w @ g.mu)
+        sd_mu = math.sqrt(max(float(w @ (g.mu - mean_mu) ** 2), 0.0))
+        sigma = float(w @ g.sigma)
+        idx = np.flatnonzero(w > w.max() * 1e-4)
+        if len(idx) > _MAX_COMPONENTS:
+            idx = idx[np.argpartition(w[idx], -_MAX_COMPONENTS)[-_MAX_COMPONENTS:]]
+        mu_k, sg_k, w_k = g.mu[idx], g.sigma[idx], w[idx] / w[idx].sum()
+        main = w_k > w_k.max() * 1e-3
+        t_lo = max(0.02, float(np.min(np.exp(mu_k[main] - 4.0 * sg_k[main]))))
+        t_hi = min(6 * 3600.0, float(np.max(np.exp(mu_k[main] + 4.0 * sg_k[main]))))
+        t_hi = max(t_hi, t_lo * 1.5)
+        t = np.exp(np.linspace(math.log(t_lo), math.log(t_hi), _G))
+        F, M = _lognormal_cdf_mean(t, mu_k, sg_k, w_k)
+        F = np.maximum.accumulate(np.clip(F, 0.0, 1.0))
+        pred_median = float(np.interp(0.5, F, t)) if F[-1] > 0.5 else float(t[-1])
+        target = min(self.max_lag, max(self.min_lag, self.lag_fraction * pred_median))
+        lam0 = 2.0 * target**2 / (_C2_PER_SIGMA * pred_median * max(sigma, 0.1))
+        lam = lam0 * key.lam_scale
+        W, P, nxt = _dp(t, F, M, lam)
+        lag, polls = _fresh(t, F, M, W, P, lam)
+        if len(key.done) >= 3 and sd_mu < 0.3 and lag > 0:
+            # calibrate λ so that the expected lag of a fresh task meets the target
+            scale = min(4.0, max(0.25, (target / lag) ** 2))
+            if abs(scale - 1.0) > 0.05:
+                key.lam_scale = min(50.0, max(0.02, key.lam_scale * scale))
+                lam = lam0 * key.lam_scale
+                W, P, nxt = _dp(t, F, M, lam)
+                lag, polls = _fresh(t, F, M, W, P, lam)
+        W_slow = _dp(t, F, M, lam * self.cold_slowdown)[0] if key.cold else W
+        return _Fit(median=math.exp(mean_mu), sigma=sigma, sd_mu=sd_mu, n=len(key.done), pred_median=pred_median,
+                    t=t, F=F, M=M, W=W, W_slow=W_slow, nxt=nxt, lam=lam, exp_lag=lag, exp_polls=polls, mu_k=mu_k, sg_k=sg_k,
+                    w_k=w_k)
+
+    def _plan(self, fit: _Fit, a0: float, age: float, slow: bool = False) -> float | None:
+        """Best next poll age ≥ ``age + min_interval`` after a last not-done poll at ``a0``."""
+        t = fit.t
+        start = int(np.searchsorted(t, age + self.min_interval))
+        if start >= len(t):
+            return None
+        Fa = float(np.interp(a0, t, fit.F, left=0.0))
+        Ma = float(np.interp(a0, t, fit.M, left=0.0))
+        if 1.0 - Fa < 1e-3:  # the model did not expect the task to run this long
+            return None
+        W = (fit.W_slow if slow else fit.W)[start:]
+        c = t[start:] * (fit.F[start:] - Fa) - (fit.M[start:] - Ma) + W
+        return float(t[start + int(np.argmin(c))])
+
+    def _fallback(self, age: float) -> float:
+        return min(self.cap, max(self.min_interval, 0.15 * age, self.first))
+
+    def _next_age(self, st: _TaskState, age: float, task: PollSubject) -> float:
+        """The age at which ``st`` should poll next."""
+        last = st.last_poll
+        if not st.known_age:
+            base = min(self.cap, self.first * self.factor ** st.polls)
+            return max(age, last + base * self._jit())
+        key = st.key
+        fit = self._fit(key)
+        target: float | None
+        if key.cold:
+            rank = self._scout_rank(key, st)
+            if rank is not None:  # scouts: fast-growing backoff, staggered between scouts
+                k = st.polls + rank / max(1, self.scouts)
+                target = max(self.first * self.factor**k, last + self.min_interval)
+            else:
+                target = self._plan(fit, st.last_notdone, age, slow=True)
+        else:
+            target = self._plan(fit, st.last_notdone, age)
+        if target is None:
+            target = max(age, last) + self._fallback(max(age, last))
+        delay = max(0.0, target - age)
+        target = age + delay * self._jit()
+        target = min(target, max(age, last + self.cap))
+        deadline = getattr(task, "deadline", None) or self.deadline
+        if isinstance(deadline, (int, float)) and deadline > 0:
+            final = deadline - min(1.0, 0.02 * deadline)
+            if age < final < target:
+                target = final
+        return target
+
+    def _scout_rank(self, key: _Key, st: _TaskState) -> int | None:
+        sid = id(st)
+        if sid in key.scouts:
+            return key.scouts[sid]
+        if len(key.scouts) < self.scouts:
+            used = set(key.scouts.values())
+            rank = next(r for r in range(self.scouts) if r not in used)
+            key.scouts[sid] = rank
+            return rank
+        return None
+
+    def _jit(self) -> float:
+        return 1.0 + self.rng.uniform(-self.jitter, self.jitter) if self.jitter > 0 else 1.0
+
+    def _est_lag(self, key: _Key, lo: float, hi: float) -> float:
+        fit = key.fit or self._fit(key)
+        t = np.array([max(lo, 1e-6), hi])
+        F, M = _lognormal_cdf_mean(t, fit.mu_k, fit.sg_k, fit.w_k)
+        if lo <= 0:
+            F[0], M[0] = 0.0, 0.0
+        dF = float(F[1] - F[0])
+        if dF <= 1e-12:
+            return (hi - lo) / 2
+        return max(0.0, min(hi - lo, hi - float(M[1] - M[0]) / dF))
+
+    async def _sleep(self, key: _Key, delay: float) -> bool:
+        """Sleep ``delay`` seconds; True if woken early because the model changed."""
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[bool] = loop.create_future()
+        handle = loop.call_later(delay, _resolve, fut, False)
+        key.waiters.add(fut)
+        try:
+            return await fut
+        finally:
+            handle.cancel()
+            key.waiters.discard(fut)
+
+
+def _fresh(t: Arr, F: Arr, M: Arr, W: Arr, P: Arr, lam: float) -> tuple[float, float]:
+    """Expected (lag, polls) of a fresh task under the plan."""
+    c = t * F - M + W
+    j = int(np.argmin(c))
+    polls = 1.0 + float(P[j])
+    return max(0.0, float(c[j]) - lam * float(P[j])), polls
+
+
+def _changed(old: _Fit, new: _Fit) -> bool:
+    if new.n != old.n and new.n <= 30:
+        return True
+    return (abs(math.log(new.pred_median / old.pred_median)) > 0.03 or abs(new.sigma - old.sigma) > 0.03
+            or abs(new.sd_mu - old.sd_mu) > 0.05)
+
+
+def _resolve(fut: asyncio.Future[bool], value: bool) -> None:
+    if not fut.done():
+        fut.set_result(value)
+
+
+def _wake(key: _Key) -> None:
+    try:
+        running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+    except RuntimeError:
+        running = None
+    for fut in list(key.waiters):
+        loop = fut.get_loop()
+        if loop is running:
+            _resolve(fut, True)
+        elif not loop.is_closed():
+            loop.call_soon_threadsafe(_resolve, fut, True)
