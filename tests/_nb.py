@@ -49,16 +49,25 @@ def write_kernelspec(jupyter_path: pathlib.Path, name: str = KERNEL_NAME) -> pat
 
 
 def execute(nb: Any, cwd: pathlib.Path, *, jupyter_path: pathlib.Path, timeout: int = 120) -> Any:
-    """Run ``nb`` in place with nbclient on this venv's python; kernel cwd = ``cwd``. Raises on a cell error."""
+    """Run ``nb`` in place with nbclient on this venv's python; kernel cwd = ``cwd``. Raises on a cell error.
+
+    The kernel manager only knows the kernelspec written under ``jupyter_path``; nbclient owns it, so the
+    kernel is shut down when the run ends (also on a failure).
+    """
     from jupyter_client.kernelspec import KernelSpecManager
     from jupyter_client.manager import AsyncKernelManager
     from nbclient import NotebookClient
+    from traitlets import default
 
-    spec_dir = write_kernelspec(jupyter_path)
-    ksm = KernelSpecManager(kernel_dirs=[str(spec_dir.parent)], ensure_native_kernel=False)
-    km = AsyncKernelManager(kernel_name=KERNEL_NAME, kernel_spec_manager=ksm)
-    client = NotebookClient(nb, km=km, timeout=timeout, startup_timeout=60, kernel_name=KERNEL_NAME,
-                            store_widget_state=True, allow_errors=False, record_timing=False,
+    kernels_dir = str(write_kernelspec(jupyter_path).parent)
+
+    class VenvKernelManager(AsyncKernelManager):  # type: ignore[misc]
+        @default("kernel_spec_manager")
+        def _only_our_kernelspec(self) -> KernelSpecManager:
+            return KernelSpecManager(kernel_dirs=[kernels_dir], ensure_native_kernel=False)
+
+    client = NotebookClient(nb, kernel_manager_class=VenvKernelManager, kernel_name=KERNEL_NAME, timeout=timeout,
+                            startup_timeout=60, store_widget_state=True, allow_errors=False, record_timing=False,
                             resources={"metadata": {"path": str(cwd)}})
     client.execute()
     return nb

@@ -138,6 +138,7 @@ def test_jupyterlab_runs_the_notebook_and_renders_the_task_view(tmp_path: pathli
     log = tmp_path / "jupyterlab.log"
     SHOT_DIR.mkdir(parents=True, exist_ok=True)
     shot = SHOT_DIR / "jupyterlab-saliency.png"
+    shot_overlay = SHOT_DIR / "jupyterlab-saliency-overlay.png"
     shot_marks = SHOT_DIR / "jupyterlab-saliency-watermarks.png"
     console: list[str] = []
 
@@ -157,10 +158,10 @@ def test_jupyterlab_runs_the_notebook_and_renders_the_task_view(tmp_path: pathli
                 ctx.set_default_timeout(60_000)
                 page = ctx.pages[0] if ctx.pages else ctx.new_page()
                 page.on("console", lambda m: console.append(f"{m.type}: {m.text}") if m.type == "error" else None)
-                _drive(page, expect, base, run_i, overlay_i, marks_i, last_i, shot, shot_marks)
+                _drive(page, expect, base, run_i, overlay_i, marks_i, last_i, (shot, shot_overlay, shot_marks))
             finally:
                 ctx.close()
-        print(f"\nscreenshots: {shot}\n             {shot_marks}")
+        print(f"\nscreenshots: {shot}\n             {shot_overlay}\n             {shot_marks}")
 
         saved = _saved(root / NOTEBOOK)  # what Ctrl+S wrote from the browser
         errors = [(i, o.get("ename"), o.get("evalue")) for i, c in enumerate(saved.cells) if c.cell_type == "code"
@@ -192,14 +193,18 @@ def _saved(path: pathlib.Path, timeout: float = 15.0) -> Any:
 
 
 def _drive(page: Any, expect: Any, base: str, run_i: int, overlay_i: int, marks_i: int, last_i: int,
-           shot: pathlib.Path, shot_marks: pathlib.Path) -> None:
+           shots: tuple[pathlib.Path, pathlib.Path, pathlib.Path]) -> None:
     page.goto(f"{base}/lab/tree/{NOTEBOOK}", wait_until="domcontentloaded")
     page.wait_for_selector(".jp-NotebookPanel .jp-Cell")
+    # The kernel must be up and connected (status bar "… | Idle") before Run All, or nothing runs.
+    expect(page.get_by_role("button", name=re.compile(r"\| Idle$"))).to_be_visible()
     page.wait_for_selector(".jp-NotebookPanel .jp-Notebook-ExecutionIndicator[data-status='idle']")
     page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Run$")).first.click()
     page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
 
     cells = page.locator(".jp-NotebookPanel .jp-Notebook .jp-Cell")
+    first_code = page.locator(".jp-NotebookPanel .jp-CodeCell .jp-InputPrompt").first
+    expect(first_code).not_to_have_text(re.compile(r"\[\s*\]"), timeout=15_000)  # Run All started
     # The last cell prints the caught ValidationError: everything before it has run by then.
     expect(cells.nth(last_i).locator(".jp-OutputArea-output")).to_contain_text("ValidationError",
                                                                                timeout=RUN_TIMEOUT_MS)
@@ -230,8 +235,7 @@ def _drive(page: Any, expect: Any, base: str, run_i: int, overlay_i: int, marks_
     page.keyboard.press("Control+s")
     expect(page.locator(".lm-TabBar-tab.jp-mod-dirty")).to_have_count(0, timeout=15_000)
 
-    run_cell.scroll_into_view_if_needed()
-    page.evaluate("(el) => el.scrollIntoView({block: 'start'})", run_cell.element_handle())
-    page.screenshot(path=str(shot))
-    page.evaluate("(el) => el.scrollIntoView({block: 'start'})", cells.nth(overlay_i).element_handle())
-    page.screenshot(path=str(shot_marks))
+    for index, path in zip((run_i, overlay_i, marks_i), shots, strict=True):
+        page.evaluate("(el) => el.scrollIntoView({block: 'start'})", cells.nth(index).element_handle())
+        page.wait_for_timeout(200)
+        page.screenshot(path=str(path))

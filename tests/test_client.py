@@ -11,6 +11,7 @@ import base64
 import io
 import json
 import logging
+import os
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -114,9 +115,10 @@ def check_error(err: VolcError, *secrets: str) -> None:
         assert hasattr(err, name), name
     assert isinstance(err.retryable, bool)
     assert isinstance(err.message, str) and err.message
+    assert err.__cause__ is not err
     texts = [str(err), repr(err), err.message]
     cause: BaseException | None = err.__cause__
-    while cause is not None:
+    while cause is not None and cause is not err:
         texts += [str(cause), repr(cause)]
         cause = cause.__cause__
     for text in texts:
@@ -157,6 +159,29 @@ async def test_stale_xdate_is_a_signature_error() -> None:
         check_error(info.value)
     finally:
         sim.close()
+
+
+@pytest.mark.xfail(strict=True, reason="volcnb/sim/_engine.py Simulator.authenticate parses X-Date with "
+                   "time.mktime(...) - time.timezone, one hour off while the host's zone is in DST; "
+                   "use calendar.timegm(time.strptime(...)) and remove this marker")
+async def test_fresh_signature_accepted_whatever_the_hosts_timezone(fresh_sim: Simulator) -> None:
+    """X-Date is UTC: the server must not read it in local time (one of these two zones is always in DST)."""
+    old = os.environ.get("TZ")
+    try:
+        for zone in ("Europe/Berlin", "Australia/Sydney"):
+            os.environ["TZ"] = zone
+            time.tzset()
+            if time.localtime().tm_isdst:
+                break
+        assert time.localtime().tm_isdst
+        reply = await sim_client(fresh_sim).get_result("saliency_seg", "7000000000000000001")
+        assert reply.data == {"status": "not_found"}
+    finally:
+        if old is None:
+            os.environ.pop("TZ", None)
+        else:
+            os.environ["TZ"] = old
+        time.tzset()
 
 
 async def test_unknown_access_key_is_an_auth_error(fresh_sim: Simulator) -> None:
@@ -375,7 +400,8 @@ async def test_bad_input_is_a_validation_error_before_any_request(sim: Simulator
 
 
 def test_error_tree_is_complete() -> None:
-    """Every class exported by volcnb._exceptions is reached by a test in this file."""
+    """Every leaf class of volcnb._exceptions is raised through the client by a test above (the two bases,
+    ``VolcError`` and ``APIError``, through their subclasses). A new class must get a test here."""
     import volcnb._exceptions as ex
 
     reached = {APIError, AuthError, ConcurrencyLimitError, ContentRiskError, InvalidArgumentError, ProtocolError,
@@ -443,9 +469,11 @@ def test_explicit_arguments_win_over_environment(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv("VOLC_ACCESSKEY", "AKenv")
     monkeypatch.setenv("VOLC_SECRETKEY", "SKenv")
     monkeypatch.setenv("VOLC_SESSION_TOKEN", "TOKenv")
-    client = Client("AKarg", "SKarg", "TOKarg")
-    assert client.credentials == volcnb.Credentials("AKarg", "SKarg", "TOKarg")
-    assert Client(access_key="AKarg").credentials == volcnb.Credentials("AKarg", "SKenv", "TOKenv")
+    assert Client().credentials == volcnb.Credentials("AKenv", "SKenv", "TOKenv")
+    assert Client("AKarg", "SKarg", "TOKarg").credentials == volcnb.Credentials("AKarg", "SKarg", "TOKarg")
+    assert Client(session_token="TOKarg").credentials == volcnb.Credentials("AKenv", "SKenv", "TOKarg")
+    # An STS token belongs to its temporary key pair: explicit keys never pick up the environment's token.
+    assert Client("AKarg", "SKarg").credentials == volcnb.Credentials("AKarg", "SKarg", None)
 
 
 def test_missing_credentials_say_how_to_fix() -> None:
@@ -558,6 +586,7 @@ async def test_sync_face_inside_a_running_loop(sim: Simulator, client: Client) -
     for _ in range(2):
         assert client.sync.get_result("saliency_seg", task_id).data["status"] in ("in_queue", "generating", "done")
     assert asyncio.get_running_loop() is running
+    assert id(running) in _sync._patched  # the blocking call took the nest_asyncio path, on this very loop
     assert (await client.get_result("saliency_seg", task_id)).request_id  # the async face still works after
 
 

@@ -313,11 +313,11 @@ async def _done_task(client: Client, sim: Simulator) -> str:
 
 async def test_get_result_survives_five_consecutive_mixed_faults(http_sim: SimServer) -> None:
     sim = http_sim.sim
-    rec = Recorder()
-    client = http_client(http_sim, rec, timeout=0.3)
-    task_id = await _done_task(client, sim)
+    task_id = await _done_task(http_client(http_sim, Recorder()), sim)
     polls_before = sim.counters.polls
-    sim.faults.slow_seconds = 0.6
+    rec = Recorder()
+    client = http_client(http_sim, rec, timeout=0.5)  # short, so that "slow" times out
+    sim.faults.slow_seconds = 1.2
     kinds = ("http_500", "drop", "malformed", "code_50500", "slow")
     sim.faults.plan(GET_RESULT, *kinds)
     reply = await client.get_result("saliency_seg", task_id)
@@ -375,6 +375,7 @@ async def test_retry_after_beyond_the_limit_raises_at_once() -> None:
     with pytest.raises(RateLimitError) as info:
         await client.submit_task("saliency_seg", BODY)
     assert info.value.retryable is True and info.value.status_code == 429
+    assert info.value.__cause__ is not info.value  # raised as is, not chained to itself
     assert len(seen) == 1 and rec.delays == []
 
 

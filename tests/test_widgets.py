@@ -169,14 +169,12 @@ async def test_batchview_counts_and_throttling(client: volcnb.Client) -> None:
     for t in tasks[:600]:
         t._set("generating")
     for t in tasks[:500]:
-        t._result = object()  # type: ignore[assignment]
         t._set("done")
     assert view.renders <= 3 and writes.count <= 12
     await asyncio.sleep(0.2)
     assert "500/1000 done" in view.counts.value and "100 generating" in view.counts.value
     assert view.bar.bar_style == "info"
     for t in tasks[500:999]:
-        t._result = object()  # type: ignore[assignment]
         t._set("done")
     tasks[999]._fail(VolcError("Post Img Risk Not Pass", code=50511))  # the last one: drawn at once
     assert "999/1000 done" in view.counts.value and "1 failed" in view.counts.value
@@ -297,7 +295,8 @@ def test_show_task_text_fallback(client: volcnb.Client, notebook: list[FakeHandl
     assert view is task.view and not isinstance(view, ipywidgets.Widget)
     task.result()
     updates = notebook[0].updates
-    assert updates and " done · " in updates[-1] and len(updates) <= 5
+    assert updates and " done · " in updates[-1]
+    assert len(updates) <= task.elapsed / widgets.MIN_INTERVAL + 2  # throttled
     assert ">done<" in view._repr_html_()
 
 
@@ -350,6 +349,14 @@ def test_taskview_in_a_real_kernel() -> None:
         v = task.view
         print(type(v).__name__, task.status, v.bar.value, v.bar.bar_style, v.renders)
         """,
+        """
+        # A blocking wait in a cell: the view still moves (the kernel's loop runs the task).
+        bad = volcnb.submit("jimeng_t2i_v30", prompt="sim:post-risk")
+        try:
+            bad.result()
+        except volcnb.ContentRiskError as exc:
+            print(bad.view.bar.bar_style, exc.code)
+        """,
     ]
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell(textwrap.dedent(c)) for c in cells]
@@ -361,4 +368,10 @@ def test_taskview_in_a_real_kernel() -> None:
     # nbclient applies update_display_data: the saved text line is the final one, not "submitting"
     assert data["text/plain"].startswith("saliency_seg ") and " done · " in data["text/plain"]
     printed = "".join(o.get("text", "") for o in nb.cells[1].outputs)
-    assert printed.split()[:5] == ["TaskView", "done", "1.0", "success", printed.split()[4]]
+    assert printed.split()[:4] == ["TaskView", "done", "1.0", "success"]
+    assert "".join(o.get("text", "") for o in nb.cells[2].outputs).split() == ["danger", "50511"]
+    # What the front end was sent (nbclient keeps the widget models it received over the comms):
+    # the two progress bars ended green and red.
+    models = nb.metadata["widgets"]["application/vnd.jupyter.widget-state+json"]["state"].values()
+    bars = [m["state"] for m in models if m["model_name"] == "FloatProgressModel"]
+    assert sorted((b["value"], b["bar_style"]) for b in bars) == [(1.0, "danger"), (1.0, "success")]

@@ -206,9 +206,7 @@ class _Fit:
     F: Arr  # predictive CDF on the grid
     M: Arr  # predictive partial mean ∫_0^t s dF(s)
     W: Arr  # cost-to-go (unnormalised) after a not-done poll at t[i]
-    W_slow: Arr  # the same at λ × cold_slowdown (tasks waiting on scouts while the key is cold)
-    nxt: npt.NDArray[np.intp]
-    lam: float
+    lam: Arr  # the cost of a poll at t[i], in seconds of lag
     exp_lag: float  # expected lag of a fresh task under this plan
     exp_polls: float
     mu_k: Arr
@@ -233,7 +231,6 @@ class _TaskState:
     poll_started: float | None = None  # age at which the poll in flight started
     last_poll: float = 0.0  # age of the last poll (0: none yet)
     polls: int = 0
-    scout: int | None = None  # scout rank while the req_key is cold
 
 
 class _Key:
@@ -265,7 +262,6 @@ class _Key:
         self.fitted_at = -math.inf
         self.version = 0
         self.waiters: set[asyncio.Future[bool]] = set()
-        self.scouts: dict[int, int] = {}  # id(state) -> scout rank
         self.lam_scale = 1.0
 
     @property
@@ -310,25 +306,36 @@ def _lognormal_cdf_mean(t: Arr, mu: Arr, sg: Arr, w: Arr) -> tuple[Arr, Arr]:
     return F, M
 
 
-def _dp(t: Arr, F: Arr, M: Arr, lam: float) -> tuple[Arr, Arr, npt.NDArray[np.intp]]:
+def _dp(t: Arr, F: Arr, M: Arr, lam: Arr) -> tuple[Arr, Arr, Arr, npt.NDArray[np.intp]]:
     """Optimal polls on grid ``t``: after a not-done poll at ``t[i]`` poll next at ``t[nxt[i]]``.
 
-    ``W[i]`` is the expected lag + λ·polls still to come, times P(not done at t[i]); ``P[i]`` likewise for polls.
-    The lag of a poll at ``t[j]`` after one at ``t[i]`` is ``∫_{t_i}^{t_j} (t_j − s) dF(s)``.
+    A poll at ``t[j]`` costs ``lam[j]`` and, after one at ``t[i]``, adds the lag ``∫_{t_i}^{t_j} (t_j − s) dF(s)``.
+    ``W[i]`` is the expected cost (lag + λ·polls) still to come, times P(not done at t[i]); ``L[i]`` and ``P[i]``
+    are its lag and poll parts.
     """
     G = len(t)
     S = 1.0 - F
     W = np.zeros(G)
+    L = np.zeros(G)
     P = np.zeros(G)
     nxt = np.full(G, G - 1, dtype=np.intp)
     for i in range(G - 2, -1, -1):
-        c = t[i + 1:] * (F[i + 1:] - F[i]) - (M[i + 1:] - M[i]) + W[i + 1:]
+        lag = t[i + 1:] * (F[i + 1:] - F[i]) - (M[i + 1:] - M[i])
+        c = lam[i + 1:] * S[i] + lag + W[i + 1:]
         k = int(np.argmin(c))
         j = i + 1 + k
-        W[i] = lam * S[i] + c[k]
+        W[i] = c[k]
+        L[i] = lag[k] + L[j]
         P[i] = S[i] + P[j]
         nxt[i] = j
-    return W, P, nxt
+    return W, L, P, nxt
+
+
+def _fresh(t: Arr, F: Arr, M: Arr, W: Arr, L: Arr, P: Arr, lam: Arr) -> tuple[float, float]:
+    """Expected (lag, polls) of a fresh task under the plan."""
+    lag = t * F - M
+    j = int(np.argmin(lam + lag + W))
+    return max(0.0, float(lag[j] + L[j])), 1.0 + float(P[j])
 
 
 # --- the poller ------------------------------------------------------------------------------------
@@ -343,21 +350,23 @@ class AdaptivePoller:
     * ``lag_fraction``/``max_lag``/``min_lag`` — the aim: notice a completion within about
       ``lag_fraction`` × the typical service time, clamped to ``[min_lag, max_lag]`` seconds, with as few
       polls as the learned distribution allows.
-    * ``first`` — the first poll of a task of a req_key not learned yet (seconds after submit);
-      ``factor`` — the scouts' backoff factor while the key is cold; ``scouts`` — how many tasks scout.
+    * ``cold_boost`` — while no task of a req_key has been seen done, polls cost this fraction of the usual
+      (a poll then also informs the other tasks of the key, so probing a little more pays).
+    * ``first``/``factor`` — backoff for tasks whose submit time is unknown (re-attached): nothing is
+      learned from them.
     * ``cap`` — the longest pause between two polls of a task; ``min_interval`` — the shortest.
     * ``jitter`` — relative jitter of every pause (tasks submitted together do not poll in lock-step).
     * ``window`` — finished tasks kept per req_key; ``deadline`` — default overall deadline (seconds after
       submit) when the task has none: a last poll lands just before it.
+    * ``clock`` — must be the clock of ``task.submitted_monotonic`` (``time.monotonic``).
     """
 
     lag_fraction: float = 0.12
     max_lag: float = 1.45
     min_lag: float = 0.05
+    cold_boost: float = 0.5
     first: float = 0.5
-    factor: float = 1.4
-    scouts: int = 2
-    cold_slowdown: float = 8.0
+    factor: float = 1.5
     cap: float = 30.0
     min_interval: float = 0.05
     jitter: float = 0.05
@@ -376,8 +385,7 @@ class AdaptivePoller:
         st = self._state(task)
         while True:
             age = self._age(st)
-            target = self._next_age(st, age, task)
-            delay = target - age
+            delay = self._next_age(st, age, task) - age
             if delay <= 1e-3:
                 break
             if not await self._sleep(st.key, delay):
@@ -385,7 +393,7 @@ class AdaptivePoller:
         st.poll_started = self._age(st)
 
     def record(self, task: PollSubject, status: str) -> None:
-        """Learn from what a poll of ``task`` saw."""
+        """Learn from what a poll of ``task`` saw (``in_queue``/``generating``/``done``/…)."""
         st = self._tasks.get(id(task))
         if st is None:
             return
@@ -401,27 +409,25 @@ class AdaptivePoller:
             st.last_notdone = max(st.last_notdone, started)
             key.running[id(st)] = st.last_notdone
             key.dirty = True
-            if key.cold:
+            if key.cold:  # the others of a fresh batch should know at once
                 self._refit(key, notify=True)
         elif status == "done":
             key.running.pop(id(st), None)
-            key.scouts.pop(id(st), None)
             lo, hi = st.last_notdone, max(now_age, st.last_notdone + 1e-6)
             key.add_done(lo, hi)
             if len(key.done) <= 30 or self.clock() - key.fitted_at >= self._refit_interval(key):
                 self._refit(key, notify=True)
-            self._history.append(TaskRecord(key.req_key, st.task_id or getattr(task, "task_id", None), st.polls,
-                                            lo, hi, self._est_lag(key, lo, hi)))
+            task_id = getattr(task, "task_id", None)
+            self._history.append(TaskRecord(key.req_key, task_id if isinstance(task_id, str) else st.task_id,
+                                            st.polls, lo, hi, self._est_lag(key, lo, hi)))
         else:  # failed / cancelled / expired: no service-time information
             key.running.pop(id(st), None)
-            key.scouts.pop(id(st), None)
 
     def forget(self, task: PollSubject) -> None:
         """``task`` stopped waiting."""
         st = self._tasks.pop(id(task), None)
         if st is not None:
             st.key.running.pop(id(st), None)
-            st.key.scouts.pop(id(st), None)
 
     # --- introspection -----------------------------------------------------------------------------
 
@@ -432,22 +438,20 @@ class AdaptivePoller:
 
     def schedule(self, req_key: str, count: int = 10) -> list[float]:
         """Planned poll ages (seconds after submit) of a fresh task of ``req_key`` that stays unfinished
-        (no jitter; the plan a task follows once the key is learned)."""
-        key = self._key(req_key)
-        fit = self._fit(key)
+        (without jitter, and without what other tasks' polls would teach meanwhile)."""
+        fit = self._fit(self._key(req_key))
         out: list[float] = []
-        last, a0 = 0.0, 0.0
+        last = 0.0
         while len(out) < count:
-            nxt = self._plan(fit, a0, last)
+            nxt = self._plan(fit, last, last)
             if nxt is None:
                 nxt = last + self._fallback(last)
-            nxt = min(nxt, last + self.cap)
-            out.append(nxt)
-            last = a0 = nxt
+            last = min(nxt, last + self.cap)
+            out.append(last)
         return out
 
     def history(self, req_key: str | None = None) -> list[TaskRecord]:
-        """Finished tasks (most recent last): polls made and estimated lag, per task."""
+        """Finished tasks (oldest first, the last 2000): polls made and estimated lag, per task."""
         return [r for r in self._history if req_key is None or r.req_key == req_key]
 
     # --- planning ----------------------------------------------------------------------------------
@@ -463,9 +467,9 @@ class AdaptivePoller:
         if st is None:
             sub = task.submitted_monotonic
             known = sub is not None and getattr(task, "submitted_at", 0.0) is not None
-            now = self.clock()
-            st = _TaskState(key=self._key(task.req_key), task_id=getattr(task, "task_id", None),
-                            submitted=sub if sub is not None and known else now, known_age=known)
+            task_id = getattr(task, "task_id", None)
+            st = _TaskState(key=self._key(task.req_key), task_id=task_id if isinstance(task_id, str) else None,
+                            submitted=sub if sub is not None and known else self.clock(), known_age=known)
             self._tasks[id(task)] = st
         return st
 
@@ -511,25 +515,38 @@ class AdaptivePoller:
         F, M = _lognormal_cdf_mean(t, mu_k, sg_k, w_k)
         F = np.maximum.accumulate(np.clip(F, 0.0, 1.0))
         pred_median = float(np.interp(0.5, F, t)) if F[-1] > 0.5 else float(t[-1])
-        target = min(self.max_lag, max(self.min_lag, self.lag_fraction * pred_median))
-        lam0 = 2.0 * target**2 / (_C2_PER_SIGMA * pred_median * max(sigma, 0.1))
-        lam = lam0 * key.lam_scale
-        W, P, nxt = _dp(t, F, M, lam)
-        lag, polls = _fresh(t, F, M, W, P, lam)
+        if key.cold:
+            # nothing seen done yet: the scale is unknown, so price a poll at age t as if the median were t
+            lam = self.cold_boost * self._lam(t, sigma)
+        else:
+            lam = np.full(_G, key.lam_scale * float(self._lam(np.array([pred_median]), sigma)[0]))
+        W, L, P, _ = _dp(t, F, M, lam)
+        lag, polls = _fresh(t, F, M, W, L, P, lam)
+        target = self._target(pred_median)
         if len(key.done) >= 3 and sd_mu < 0.3 and lag > 0:
             # calibrate λ so that the expected lag of a fresh task meets the target
             scale = min(4.0, max(0.25, (target / lag) ** 2))
             if abs(scale - 1.0) > 0.05:
                 key.lam_scale = min(50.0, max(0.02, key.lam_scale * scale))
-                lam = lam0 * key.lam_scale
-                W, P, nxt = _dp(t, F, M, lam)
-                lag, polls = _fresh(t, F, M, W, P, lam)
-        W_slow = _dp(t, F, M, lam * self.cold_slowdown)[0] if key.cold else W
+                lam = lam * scale
+                W, L, P, _ = _dp(t, F, M, lam)
+                lag, polls = _fresh(t, F, M, W, L, P, lam)
         return _Fit(median=math.exp(mean_mu), sigma=sigma, sd_mu=sd_mu, n=len(key.done), pred_median=pred_median,
-                    t=t, F=F, M=M, W=W, W_slow=W_slow, nxt=nxt, lam=lam, exp_lag=lag, exp_polls=polls, mu_k=mu_k, sg_k=sg_k,
-                    w_k=w_k)
+                    t=t, F=F, M=M, W=W, lam=lam, exp_lag=lag, exp_polls=polls, mu_k=mu_k, sg_k=sg_k, w_k=w_k)
 
-    def _plan(self, fit: _Fit, a0: float, age: float, slow: bool = False) -> float | None:
+    def _target(self, median: float) -> float:
+        return min(self.max_lag, max(self.min_lag, self.lag_fraction * median))
+
+    def _lam(self, median: Arr, sigma: float) -> Arr:
+        """λ for which the optimal schedule of a log-normal(median, sigma) has about the target lag.
+
+        For the optimal schedule, polls × lag ≈ median · 1.73 σ / 2 and lag ≈ sqrt(λ · median · 1.73 σ / 2).
+        """
+        target = np.clip(self.lag_fraction * median, self.min_lag, self.max_lag)
+        out: Arr = 2.0 * target**2 / (_C2_PER_SIGMA * median * max(sigma, 0.1))
+        return out
+
+    def _plan(self, fit: _Fit, a0: float, age: float) -> float | None:
         """Best next poll age ≥ ``age + min_interval`` after a last not-done poll at ``a0``."""
         t = fit.t
         start = int(np.searchsorted(t, age + self.min_interval))
@@ -539,35 +556,24 @@ class AdaptivePoller:
         Ma = float(np.interp(a0, t, fit.M, left=0.0))
         if 1.0 - Fa < 1e-3:  # the model did not expect the task to run this long
             return None
-        W = (fit.W_slow if slow else fit.W)[start:]
-        c = t[start:] * (fit.F[start:] - Fa) - (fit.M[start:] - Ma) + W
+        c = (fit.lam[start:] * (1.0 - Fa) + t[start:] * (fit.F[start:] - Fa) - (fit.M[start:] - Ma)
+             + fit.W[start:])
         return float(t[start + int(np.argmin(c))])
 
     def _fallback(self, age: float) -> float:
-        return min(self.cap, max(self.min_interval, 0.15 * age, self.first))
+        """Pause of a task running longer than the model expects: grow with its age."""
+        return min(self.cap, max(self.min_interval, self.first, 0.15 * age))
 
     def _next_age(self, st: _TaskState, age: float, task: PollSubject) -> float:
-        """The age at which ``st`` should poll next."""
+        """The age at which the task of ``st`` should be polled next."""
         last = st.last_poll
         if not st.known_age:
             base = min(self.cap, self.first * self.factor ** st.polls)
             return max(age, last + base * self._jit())
-        key = st.key
-        fit = self._fit(key)
-        target: float | None
-        if key.cold:
-            rank = self._scout_rank(key, st)
-            if rank is not None:  # scouts: fast-growing backoff, staggered between scouts
-                k = st.polls + rank / max(1, self.scouts)
-                target = max(self.first * self.factor**k, last + self.min_interval)
-            else:
-                target = self._plan(fit, st.last_notdone, age, slow=True)
-        else:
-            target = self._plan(fit, st.last_notdone, age)
+        target = self._plan(self._fit(st.key), st.last_notdone, age)
         if target is None:
             target = max(age, last) + self._fallback(max(age, last))
-        delay = max(0.0, target - age)
-        target = age + delay * self._jit()
+        target = age + max(0.0, target - age) * self._jit()
         target = min(target, max(age, last + self.cap))
         deadline = getattr(task, "deadline", None) or self.deadline
         if isinstance(deadline, (int, float)) and deadline > 0:
@@ -576,24 +582,12 @@ class AdaptivePoller:
                 target = final
         return target
 
-    def _scout_rank(self, key: _Key, st: _TaskState) -> int | None:
-        sid = id(st)
-        if sid in key.scouts:
-            return key.scouts[sid]
-        if len(key.scouts) < self.scouts:
-            used = set(key.scouts.values())
-            rank = next(r for r in range(self.scouts) if r not in used)
-            key.scouts[sid] = rank
-            return rank
-        return None
-
     def _jit(self) -> float:
         return 1.0 + self.rng.uniform(-self.jitter, self.jitter) if self.jitter > 0 else 1.0
 
     def _est_lag(self, key: _Key, lo: float, hi: float) -> float:
         fit = key.fit or self._fit(key)
-        t = np.array([max(lo, 1e-6), hi])
-        F, M = _lognormal_cdf_mean(t, fit.mu_k, fit.sg_k, fit.w_k)
+        F, M = _lognormal_cdf_mean(np.array([max(lo, 1e-6), hi]), fit.mu_k, fit.sg_k, fit.w_k)
         if lo <= 0:
             F[0], M[0] = 0.0, 0.0
         dF = float(F[1] - F[0])
@@ -612,14 +606,6 @@ class AdaptivePoller:
         finally:
             handle.cancel()
             key.waiters.discard(fut)
-
-
-def _fresh(t: Arr, F: Arr, M: Arr, W: Arr, P: Arr, lam: float) -> tuple[float, float]:
-    """Expected (lag, polls) of a fresh task under the plan."""
-    c = t * F - M + W
-    j = int(np.argmin(c))
-    polls = 1.0 + float(P[j])
-    return max(0.0, float(c[j]) - lam * float(P[j])), polls
 
 
 def _changed(old: _Fit, new: _Fit) -> bool:

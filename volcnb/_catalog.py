@@ -15,7 +15,7 @@ from __future__ import annotations
 import difflib
 import math
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -349,10 +349,18 @@ def suggest_req_key(req_key: str) -> str | None:
 
 
 def image_count(params: Mapping[str, Any]) -> int:
-    """How many images a submit body carries (base64 entries or URLs)."""
-    b64: Sequence[Any] = params.get("binary_data_base64") or []
-    urls: Sequence[Any] = params.get("image_urls") or []
-    return len(b64) + len(urls)
+    """How many images a submit body carries (base64 entries or URLs).
+
+    A field that is not a list (a client mistake such as ``"image_urls": true``) counts as one image, so
+    the type error is reported where the field is decoded, not as a crash here.
+    """
+    return sum(_entries(params.get(name)) for name in ("binary_data_base64", "image_urls"))
+
+
+def _entries(value: Any) -> int:
+    if isinstance(value, (list, tuple)):
+        return len(value)
+    return 1 if value else 0
 
 
 @dataclass

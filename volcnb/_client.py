@@ -72,7 +72,9 @@ class Client:
         env = Credentials.from_env()
         ak = access_key or (env.access_key if env else "") or os.environ.get("VOLC_ACCESSKEY", "")
         sk = secret_key or (env.secret_key if env else "") or os.environ.get("VOLC_SECRETKEY", "")
-        token = session_token or (env.session_token if env else None)
+        # An STS token belongs to its temporary key pair: take the environment's only with the environment's key.
+        env_token = os.environ.get("VOLC_SESSION_TOKEN") or None
+        token = session_token or (env_token if ak == os.environ.get("VOLC_ACCESSKEY") else None)
         if not ak or not sk:
             raise AuthError(
                 "no credentials: pass access_key= and secret_key=, set VOLC_ACCESSKEY / VOLC_SECRETKEY, "
@@ -161,9 +163,8 @@ class Client:
                         f"{req.action} failed after the request was sent ({_describe(exc)}); "
                         "the task MAY exist on the server and was not re-submitted to avoid paying twice",
                         req_key=req.req_key) from exc
-                if decision == "retry" and attempt <= self.retry.max_retries:
-                    if retry_after is not None and retry_after > self.retry.max_retry_after:
-                        raise _as_volc_error(exc, req) from exc
+                too_long = retry_after is not None and retry_after > self.retry.max_retry_after
+                if decision == "retry" and attempt <= self.retry.max_retries and not too_long:
                     delay = self.retry.backoff(attempt, retry_after)
                     log.info("volcnb: %s attempt %d failed (%s); retrying in %.2fs", req.action, attempt,
                              _describe(exc), delay)

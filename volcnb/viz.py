@@ -162,7 +162,7 @@ def _rgba(color: Any, alpha: float = 1.0) -> tuple[int, int, int, int]:
 def _ink(color: Any) -> tuple[int, int, int, int]:
     """Black or white, whichever reads better on ``color`` (for the score tags)."""
     r, g, b, _ = _rgba(color)
-    return (0, 0, 0, 255) if 0.299 * r + 0.587 * g + 0.114 * b > 150 else (255, 255, 255, 255)
+    return (0, 0, 0, 255) if 0.299 * r + 0.587 * g + 0.114 * b > 140 else (255, 255, 255, 255)
 
 
 def _colors(colors: Sequence[Any] | None) -> list[Any]:

@@ -53,7 +53,7 @@ try:
 except ImportError:  # pragma: no cover - ipywidgets is a dependency, but a trimmed install may lack it
     _ipw = None
 
-__all__ = ["BatchView", "TaskView", "show_batch", "show_task", "task_html", "task_line"]
+__all__ = ["BatchView", "TaskView", "show_batch", "show_task", "task_html", "task_line", "thumbnails_html"]
 
 WARN_NOIPYW = ("volcnb: ipywidgets is not installed, so progress is shown as text. For the live view: "
                "pip install 'ipywidgets>=8' (and restart the kernel); see https://ipywidgets.readthedocs.io/")

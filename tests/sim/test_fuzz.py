@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 import httpx
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
@@ -222,6 +222,9 @@ def test_fuzz_submit(harness: Harness) -> None:
     @given(body=submit_bodies)
     def prop(body: bytes) -> None:
         harness.check("submit", body)
+
+    for image in IMAGES:  # every kind of image always runs, on top of the random draws
+        prop = example(body=_dumps({"req_key": "saliency_seg", "binary_data_base64": [image]}))(prop)
 
     prop()
     codes = {k.split(":")[1] for k in harness.seen}

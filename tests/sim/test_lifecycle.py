@@ -176,7 +176,7 @@ async def test_statuses_follow_queue_and_service_time(api: Api, fake_sim: Simula
 
 async def test_statuses_in_real_time_through_the_client(client: volcnb.Client, sim: Simulator) -> None:
     sim.queue_time = 0.3
-    sim.set_service_time("saliency_seg", 0.4, 0.0)
+    sim.set_service_time("saliency_seg", 0.6, 0.0)
     started = time.monotonic()
     task = volcnb.submit("saliency_seg", picture())
     res = await task
@@ -184,7 +184,7 @@ async def test_statuses_in_real_time_through_the_client(client: volcnb.Client, s
     seen = [s for _, s in task.history]
     assert [s for i, s in enumerate(seen) if i == 0 or seen[i - 1] != s] == [
         "submitting", "in_queue", "generating", "done"]
-    assert took >= 0.7 - 0.05 and res.bbox is not None
+    assert took >= 0.9 - 0.05 and res.bbox is not None
 
 
 # ------------------------------------------------------------------------------------------- expiry
@@ -474,19 +474,20 @@ def _unfinished_in_db(db: Path, task_ids: list[str]) -> set[str]:
 @pytest.mark.slow
 def test_db_tasks_survive_sigkill_and_unfinished_ones_are_recomputed(tmp_path: Path) -> None:
     db, log = tmp_path / "tasks.sqlite", tmp_path / "sim.log"
-    extra = ("--queue-time", "0.05", "--service-time", "saliency_seg=2:0")
+    extra = ("--queue-time", "0.05", "--service-time", "saliency_seg=5:0", "--service-time", "entity_seg=0.2:0")
     first = SimProcess(db, log, *extra).start()
     procs = [first]
     try:
         c1 = volcnb.Client(DEFAULT_ACCESS_KEY, DEFAULT_SECRET_KEY, endpoint=first.url, max_retries=0)
-        done_id, _ = c1.sync.submit_task("saliency_seg", {"binary_data_base64": [b64(picture())], "only_mask": 1})
+        done_id, _ = c1.sync.submit_task("entity_seg", {"binary_data_base64": [b64(picture())], "max_entity": 3})
         deadline = time.monotonic() + 30
-        while (reply := c1.sync.get_result("saliency_seg", done_id)).data["status"] != "done":
+        while (reply := c1.sync.get_result("entity_seg", done_id)).data["status"] != "done":
             assert time.monotonic() < deadline
             time.sleep(0.1)
         before = reply.data
 
-        # Four heavy tasks on a two-worker simulator: at least the last ones cannot have been computed yet.
+        # Four heavy tasks (5 s service time) on a two-worker simulator: killed while they are generating, and
+        # at least the last ones cannot have been computed yet.
         heavy = {"binary_data_base64": [b64(grace().resize((2048, 1500)), "JPEG", quality=85)]}
         pending = [c1.sync.submit_task("saliency_seg", heavy)[0] for _ in range(4)]
         assert c1.sync.get_result("saliency_seg", pending[0]).data["status"] in ("in_queue", "generating")
@@ -497,7 +498,7 @@ def test_db_tasks_survive_sigkill_and_unfinished_ones_are_recomputed(tmp_path: P
         second = SimProcess(db, log, *extra).start()
         procs.append(second)
         c2 = volcnb.Client(DEFAULT_ACCESS_KEY, DEFAULT_SECRET_KEY, endpoint=second.url, max_retries=0)
-        after = c2.sync.get_result("saliency_seg", done_id).data
+        after = c2.sync.get_result("entity_seg", done_id).data
         assert after["status"] == "done"
         assert after["bbox"] == before["bbox"] and after["binary_data_base64"] == before["binary_data_base64"]
         for tid in pending:  # never lost: recomputed on start-up, then done

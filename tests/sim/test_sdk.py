@@ -218,7 +218,7 @@ def test_sdk_cancel_task(http_sim: SimServer, visual: Callable[..., Any]) -> Non
     vs = visual(f"127.0.0.1:{http_sim.port}", DEFAULT_ACCESS_KEY, DEFAULT_SECRET_KEY)
     submitted = vs.cv_sync2async_submit_task({
         "req_key": PORTRAIT, "binary_data_base64": [base64.b64encode(grace_bytes()).decode()],
-        "face_image": "uri://binary_data?index=0", "face_switch": True})
+        "face_image": "uri://binary_data?index=0", "face_switch": True, "width": 600, "height": 600})
     task_id = submitted["data"]["task_id"]
     status = vs.cv_sync2async_get_result({"req_key": PORTRAIT, "task_id": task_id})["data"]["status"]
     assert status in ("in_queue", "generating")

@@ -69,7 +69,7 @@ _RING_THIN = 0.012  # ring widths, as fractions of the working copy's shorter si
 _RING_THICK = 0.04
 _LOCALITY = 35.0  # Lab units of penalty for a ring segment one image diagonal farther away
 _SAL_WEIGHT = 4.0  # weight of the saliency against the colour likelihood ratio
-_OPEN_FINAL = False
+_OPEN_FINAL = True
 _DOMINANT = 0.15  # saliency_seg keeps components with at least this share of the largest one's area
 
 F64 = NDArray[np.float64]
@@ -108,13 +108,27 @@ class Segmentation:
 
 
 def _box_sum_axis(a: F64, r: int, axis: int) -> F64:
+    """Sum over the window ``[i - r, i + r]`` (clipped to the array) along ``axis``.
+
+    With ``C`` the cumulative sum padded by a leading zero, the window sum is
+    ``C[min(i + r + 1, n)] - C[max(i - r, 0)]``; both terms are contiguous slices.
+    """
     n = a.shape[axis]
-    c = np.cumsum(a, axis=axis)
-    zero_shape = list(a.shape)
-    zero_shape[axis] = 1
-    c = np.concatenate([np.zeros(zero_shape, dtype=np.float64), c], axis=axis)
-    idx = np.arange(n)
-    out: F64 = np.take(c, np.minimum(idx + r + 1, n), axis=axis) - np.take(c, np.maximum(idx - r, 0), axis=axis)
+
+    def sl(start: int, stop: int) -> tuple[slice, ...]:
+        return (slice(None),) * axis + (slice(start, stop),)
+
+    shape = list(a.shape)
+    shape[axis] = n + 1
+    c = np.empty(shape, dtype=np.float64)
+    c[sl(0, 1)] = 0.0
+    np.cumsum(a, axis=axis, out=c[sl(1, n + 1)])
+    out = np.empty(a.shape, dtype=np.float64)
+    k1 = max(0, n - r - 1)
+    out[sl(0, k1)] = c[sl(r + 1, n)]
+    out[sl(k1, n)] = c[sl(n, n + 1)]
+    k2 = min(r, n)
+    out[sl(k2, n)] -= c[sl(0, n - k2)]
     return out
 
 
@@ -269,7 +283,7 @@ def _srgb_to_lab(rgb: NDArray[np.floating]) -> F64:
     )
     xyz = _matmul(lin, m.T) / np.array([0.95047, 1.0, 1.08883])
     f = np.where(xyz > 216 / 24389, np.cbrt(xyz), (24389 / 27 * xyz + 16) / 116)
-    lab = np.empty_like(f)
+    lab: F64 = np.empty_like(f)
     lab[..., 0] = 116 * f[..., 1] - 16
     lab[..., 1] = 500 * (f[..., 0] - f[..., 1])
     lab[..., 2] = 200 * (f[..., 1] - f[..., 2])
@@ -297,9 +311,24 @@ def _nearest(x: F64, c: F64) -> F64:
 
 
 def _min_dist(lab: F64, centres: F64) -> F64:
-    """Per-pixel distance from an ``(H, W, 3)`` image to its nearest centre."""
-    h, w, _ = lab.shape
-    out: F64 = _nearest(lab.reshape(-1, 3), centres).reshape(h, w)
+    """Per-pixel distance from an ``(H, W, 3)`` image to its nearest centre.
+
+    One centre at a time with preallocated float32 buffers: much faster than an
+    ``(N, K)`` distance matrix for images.
+    """
+    ch = [np.ascontiguousarray(lab[..., i], dtype=np.float32) for i in range(3)]
+    best = np.full(ch[0].shape, np.inf, dtype=np.float32)
+    t1 = np.empty_like(best)
+    t2 = np.empty_like(best)
+    for c in np.asarray(centres, dtype=np.float32):
+        np.subtract(ch[0], c[0], out=t1)
+        np.multiply(t1, t1, out=t1)
+        for i in (1, 2):
+            np.subtract(ch[i], c[i], out=t2)
+            np.multiply(t2, t2, out=t2)
+            np.add(t1, t2, out=t1)
+        np.minimum(best, t1, out=best)
+    out: F64 = np.sqrt(best).astype(np.float64)
     return out
 
 
@@ -353,8 +382,9 @@ def _thin_ring(lab: F64, b: int) -> BoolArray:
     2. The top and the upper parts of the kept left/right sides form the anchor.  If
        most of the bottom edge is unexplained by the anchor's colours (a subject cut
        by the bottom edge), the bottom is dropped, and so are the pixels of the lower
-       left/right parts that have the bottom's dominant colours and are unexplained
-       by the anchor (the subject usually reaches the lower corners too).  Otherwise
+       left/right parts that have the dominant colours of the middle 70 % of the
+       bottom edge and are unexplained by the anchor (the subject usually reaches the
+       lower corners too).  Otherwise
        a lower part is kept when the anchor explains most of it.
     """
     h, w, _ = lab.shape
@@ -387,8 +417,10 @@ def _thin_ring(lab: F64, b: int) -> BoolArray:
     ring = anchor.copy()
     unexplained_bottom = parts["B"] & (d_anchor > limit)
     cut: F64 | None = None
-    if unexplained_bottom.sum() > 0.3 * parts["B"].sum():
-        bp = _subsample(lab[unexplained_bottom], 1500)
+    middle = np.zeros((h, w), dtype=bool)
+    middle[:, round(0.15 * w) : round(0.85 * w)] = True  # the subject's colours, not the corners'
+    if unexplained_bottom.sum() > 0.3 * parts["B"].sum() and (unexplained_bottom & middle).sum() >= 8:
+        bp = _subsample(lab[unexplained_bottom & middle], 1500)
         bc = _kmeans(bp, 8)
         share = np.bincount(np.argmin(_sq_dists(bp, bc), axis=1), minlength=len(bc)) / len(bp)
         cut = bc[share >= 0.08]
@@ -513,8 +545,8 @@ def _background_distance(lab: F64) -> F64:
     wts = np.ones(len(a_mat))
     coef = np.zeros((6, 3))
     for _ in range(3):
-        sw = np.sqrt(wts)[:, None]
-        coef = np.linalg.lstsq(a_mat * sw, pts * sw, rcond=None)[0]
+        aw = a_mat * wts[:, None]  # weighted normal equations (einsum: no threaded BLAS)
+        coef = np.linalg.solve(np.einsum("ni,nj->ij", aw, a_mat) + 1e-9 * np.eye(6), np.einsum("ni,nj->ij", aw, pts))
         res = np.sqrt(((_matmul(a_mat, coef) - pts) ** 2).sum(1))
         scale = max(float(np.median(res)) * 1.5, 1.0)
         wts = 1.0 / (1.0 + (res / (2 * scale)) ** 2)
