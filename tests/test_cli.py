@@ -15,7 +15,7 @@ GRACE = Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"
 
 
 def _volcnb(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("VOLC_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VOLC")}
     return subprocess.run([sys.executable, "-m", "volcnb.cli", *args], capture_output=True, text=True, cwd=cwd,
                           env=env, timeout=180)
 

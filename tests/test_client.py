@@ -161,9 +161,6 @@ async def test_stale_xdate_is_a_signature_error() -> None:
         sim.close()
 
 
-@pytest.mark.xfail(strict=True, reason="volcnb/sim/_engine.py Simulator.authenticate parses X-Date with "
-                   "time.mktime(...) - time.timezone, one hour off while the host's zone is in DST; "
-                   "use calendar.timegm(time.strptime(...)) and remove this marker")
 async def test_fresh_signature_accepted_whatever_the_hosts_timezone(fresh_sim: Simulator) -> None:
     """X-Date is UTC: the server must not read it in local time (one of these two zones is always in DST)."""
     old = os.environ.get("TZ")

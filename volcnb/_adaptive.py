@@ -256,6 +256,7 @@ class _Key:
         self.ll_done: Arr = np.zeros(g.mu.shape)
         self.n_added = 0
         self.running: dict[int, float] = {}  # id(state) -> age of its last not-done poll
+        self.members: set[int] = set()  # id(state) of the tasks waiting (known age)
         self.surv: dict[int, Arr] = {}  # log-age bin -> log survival over the grid
         self.dirty = True
         self.fit: _Fit | None = None
@@ -413,6 +414,7 @@ class AdaptivePoller:
                 self._refit(key, notify=True)
         elif status == "done":
             key.running.pop(id(st), None)
+            key.members.discard(id(st))
             lo, hi = st.last_notdone, max(now_age, st.last_notdone + 1e-6)
             key.add_done(lo, hi)
             if len(key.done) <= 30 or self.clock() - key.fitted_at >= self._refit_interval(key):
@@ -422,12 +424,14 @@ class AdaptivePoller:
                                             st.polls, lo, hi, self._est_lag(key, lo, hi)))
         else:  # failed / cancelled / expired: no service-time information
             key.running.pop(id(st), None)
+            key.members.discard(id(st))
 
     def forget(self, task: PollSubject) -> None:
         """``task`` stopped waiting."""
         st = self._tasks.pop(id(task), None)
         if st is not None:
             st.key.running.pop(id(st), None)
+            st.key.members.discard(id(st))
 
     # --- introspection -----------------------------------------------------------------------------
 
@@ -471,6 +475,9 @@ class AdaptivePoller:
             st = _TaskState(key=self._key(task.req_key), task_id=task_id if isinstance(task_id, str) else None,
                             submitted=sub if sub is not None and known else self.clock(), known_age=known)
             self._tasks[id(task)] = st
+            if known:
+                st.key.members.add(id(st))
+                st.key.dirty = True
         return st
 
     def _age(self, st: _TaskState) -> float:
@@ -516,8 +523,9 @@ class AdaptivePoller:
         F = np.maximum.accumulate(np.clip(F, 0.0, 1.0))
         pred_median = float(np.interp(0.5, F, t)) if F[-1] > 0.5 else float(t[-1])
         if key.cold:
-            # nothing seen done yet: the scale is unknown, so price a poll at age t as if the median were t
-            lam = self.cold_boost * self._lam(t, sigma)
+            # nothing seen done yet: the scale is unknown, so price a poll at age t as if the median were t;
+            # and a poll now informs every waiting task of the key, so its cost is shared between them
+            lam = self.cold_boost * self._lam(t, sigma) / max(1, len(key.members))
         else:
             lam = np.full(_G, key.lam_scale * float(self._lam(np.array([pred_median]), sigma)[0]))
         W, L, P, _ = _dp(t, F, M, lam)

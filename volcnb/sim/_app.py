@@ -20,7 +20,7 @@ import time
 from typing import Any
 
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -46,13 +46,21 @@ def create_app(sim: Simulator) -> ASGIApp:
     """Build the ASGI app for ``sim`` (Starlette routes wrapped in the fault layer)."""
 
     async def api(request: Request) -> Response:
+        fault = request.scope.get(FAULT_KEY)
+        try:
+            await request.body()  # read before any fault: a slow reply is processed, then delivered late
+        except ClientDisconnect:
+            return Response(status_code=499)
+        response = await handle(request, fault)
+        if fault == "slow":
+            await asyncio.sleep(sim.faults.slow_seconds)
+        return response
+
+    async def handle(request: Request, fault: object) -> Response:
         action = request.query_params.get("Action", "")
         version = request.query_params.get("Version", "")
         rid = request_id(sim.clock())
         service = "iva" if action in IVA_ACTIONS else "cv"
-        fault = request.scope.get(FAULT_KEY)
-        if fault == "slow":
-            await asyncio.sleep(sim.faults.slow_seconds)
         if fault == "http_500":
             return PlainTextResponse("<html><body><h1>500 Internal Server Error</h1></body></html>", 500)
         try:

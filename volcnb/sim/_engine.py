@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import calendar
 import concurrent.futures
 import hashlib
 import hmac
@@ -297,7 +298,7 @@ class Simulator:
             raise Reject("InvalidAccessKey", f"The access key {ak!r} is not valid", http=401)
         xdate = headers.get("x-date", "")
         try:
-            stamp = time.mktime(time.strptime(xdate, "%Y%m%dT%H%M%SZ")) - time.timezone
+            stamp = calendar.timegm(time.strptime(xdate, "%Y%m%dT%H%M%SZ"))
         except ValueError:
             raise Reject("InvalidTimestamp", f"X-Date {xdate!r} is not YYYYMMDDTHHMMSSZ", http=401) from None
         if abs(self.clock() - stamp) > self.max_clock_skew:

@@ -69,7 +69,7 @@ _RING_THIN = 0.012  # ring widths, as fractions of the working copy's shorter si
 _RING_THICK = 0.04
 _LOCALITY = 35.0  # Lab units of penalty for a ring segment one image diagonal farther away
 _SAL_WEIGHT = 4.0  # weight of the saliency against the colour likelihood ratio
-_OPEN_FINAL = True
+_NOISE_K = 2.0  # background distances are divided by this many ring noise levels
 _DOMINANT = 0.15  # saliency_seg keeps components with at least this share of the largest one's area
 
 F64 = NDArray[np.float64]
@@ -565,7 +565,7 @@ def _background_distance(lab: F64) -> F64:
         if seeds.any():
             d = np.minimum(d, _geodesic(lab, seeds, max(1.0, 1.5 * float(np.percentile(diffs, 75)))))
 
-    out: F64 = d / max(noise * 2.0, 6.0)
+    out: F64 = d / max(noise * _NOISE_K, 6.0)
     return out
 
 
@@ -622,11 +622,11 @@ def _analyse(image: Image.Image) -> _Analysis:
 # ----------------------------------------------------------------------------
 
 
-def _clean(m: BoolArray, *, opening: bool = True, min_frac: float = 0.002) -> BoolArray:
-    """(Open and) close, drop components under ``min_frac`` of the frame, fill holes."""
+def _clean(m: BoolArray, min_frac: float = 0.002) -> BoolArray:
+    """Open and close, drop components under ``min_frac`` of the frame, fill holes."""
     h, w = m.shape
     r = max(1, round(min(h, w) / 128))
-    m = _close(_open(m, r) if opening else m, r)
+    m = _close(_open(m, r), r)
     lab, n = _label(m)
     if n == 0:
         return m
@@ -682,7 +682,7 @@ def _colour_refine(m: BoolArray, sal: F64, lab: F64, t: float, fg_seed: BoolArra
     for _ in range(4):
         field = unary + 3.0 * (2.0 * _box_mean(prob, rs) - 1.0)
         prob = 1.0 / (1.0 + np.exp(-np.clip(field, -30, 30)))
-    return _clean(prob > 0.5, opening=_OPEN_FINAL)
+    return _clean(prob > 0.5)
 
 
 def _binarise(sal: F64, lab: F64) -> BoolArray:
