@@ -149,6 +149,11 @@ class Task:
     def _repr_pretty_(self, p: Any, cycle: bool) -> None:
         p.text(repr(self))
 
+    def _repr_html_(self) -> str:
+        from .widgets import task_html
+
+        return task_html(self)
+
     # --- submit --------------------------------------------------------------------------------
 
     async def _submit(self) -> None:

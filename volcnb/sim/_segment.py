@@ -11,9 +11,9 @@ and Pillow (plus contourpy for the contours).  It is deterministic.
    colours the other three sides do not explain is dropped (a subject touching that
    side).  The top and the upper 60 % of the left/right sides form the *anchor*; if
    the bottom edge is mostly unexplained by the anchor (a subject cut by the bottom
-   edge, like a portrait's torso), the bottom and the pixels of the lower sides that
-   have the bottom's dominant colours are left out too.  The kept ring is then
-   thickened where the thicker strip has the same colours.
+   edge, like a portrait's torso), the bottom is left out, and so are the pixels of
+   the lower sides that have the dominant colours of the bottom's middle part.  The
+   kept ring is then thickened where the thicker strip has the same colours.
 3. **Background distance** of every pixel, the minimum of
 
    * the distance to the colour palette of the ring, preferring *nearby* ring
@@ -627,13 +627,13 @@ def _clean(m: BoolArray, min_frac: float = 0.002) -> BoolArray:
     h, w = m.shape
     r = max(1, round(min(h, w) / 128))
     m = _close(_open(m, r), r)
-    lab, n = _label(m)
+    labels, n = _label(m)
     if n == 0:
         return m
-    areas = np.bincount(lab.ravel(), minlength=n + 1)
+    areas = np.bincount(labels.ravel(), minlength=n + 1)
     keep = areas >= max(min_frac * h * w, 4)
     keep[0] = False
-    return _fill_holes(keep[lab])
+    return _fill_holes(keep[labels])
 
 
 def _blur3(hist: F64) -> F64:
