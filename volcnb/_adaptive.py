@@ -366,6 +366,7 @@ class AdaptivePoller:
     max_lag: float = 1.45
     min_lag: float = 0.05
     cold_boost: float = 0.5
+    cold_mode: str = "b"
     first: float = 0.5
     factor: float = 1.5
     cap: float = 30.0
@@ -525,7 +526,15 @@ class AdaptivePoller:
         if key.cold:
             # nothing seen done yet: the scale is unknown, so price a poll at age t as if the median were t;
             # and a poll now informs every waiting task of the key, so its cost is shared between them
-            lam = self.cold_boost * self._lam(t, sigma) / max(1, len(key.members))
+            n = max(1, len(key.members))
+            if self.cold_mode == "a":
+                lam = np.full(_G, self.cold_boost * float(self._lam(np.array([pred_median]), sigma)[0]))
+            elif self.cold_mode == "b":
+                lam = self.cold_boost * self._lam(t, sigma) / n
+            elif self.cold_mode == "c":
+                lam = self.cold_boost * self._lam(t, sigma) / math.sqrt(n)
+            else:
+                lam = self.cold_boost * np.minimum(self._lam(t, sigma), float(self._lam(np.array([pred_median]), sigma)[0])) / math.sqrt(n)
         else:
             lam = np.full(_G, key.lam_scale * float(self._lam(np.array([pred_median]), sigma)[0]))
         W, L, P, _ = _dp(t, F, M, lam)
