@@ -23,6 +23,7 @@ def demo(out: Path) -> int:
     """Run the demo into ``out``; return the process exit code."""
     from . import _backend
     from ._progress import TextProgress
+    from ._results import SegmentationResult
     from ._tasks import submit
     from .viz import compare_watermarks, overlay_contours_image
 
@@ -35,6 +36,7 @@ def demo(out: Path) -> int:
     progress = TextProgress([task], stream=sys.stderr)
     res = task.result(timeout=120)
     progress.close()
+    assert isinstance(res, SegmentationResult)
     written = res.save(out)
     overlay = out / "overlay.png"
     overlay_contours_image(None, res).save(overlay)

@@ -255,8 +255,12 @@ class Simulator:
         self.service_times[req_key] = median if isinstance(median, ServiceTime) else ServiceTime(float(median), sigma)
 
     def close(self) -> None:
-        """Stop the workers (waiting for running computations) and close the store."""
-        self._pool.shutdown(wait=True)
+        """Stop the workers and close the store.
+
+        Running computations finish; queued ones are dropped (with a ``db`` they are recomputed at the next
+        start, so nothing accepted is lost).
+        """
+        self._pool.shutdown(wait=True, cancel_futures=True)
         self.store.close()
 
     def app(self) -> Any:
