@@ -592,3 +592,18 @@ def test_reply_is_plain_json_data(sim: Simulator) -> None:
     task_id, reply = client.sync.submit_task("saliency_seg", {"binary_data_base64": [png_b64()]})
     assert reply.data == {"task_id": task_id} and reply.message == "Success"
     assert json.loads(json.dumps(reply.raw))["code"] == 10000
+
+
+async def test_submit_read_timeout_is_uncertain_and_a_timeout(http_sim: SimServer) -> None:
+    """A submit whose reply never comes in time: the task may exist, so no retry; it is also a TimeoutError."""
+    http_sim.sim.faults.slow_seconds = 1.0
+    http_sim.sim.faults.plan("CVSync2AsyncSubmitTask", "slow")
+    c = volcnb.Client(AK, SK, endpoint=http_sim.url, timeout=0.3,
+                      retry=volcnb.RetryPolicy(max_retries=5, sleep=_no_sleep))
+    with pytest.raises(volcnb.SubmitTimeoutError) as info:
+        await c.submit_task("saliency_seg", {"binary_data_base64": [png_b64()]})
+    assert isinstance(info.value, volcnb.SubmitUncertainError) and isinstance(info.value, TimeoutError)
+    assert "MAY exist" in str(info.value)
+    await asyncio.sleep(1.0)  # the slow reply was processed server-side: the task exists, and was sent once
+    assert http_sim.sim.counters.submits == 1 and http_sim.sim.counters.accepted == 1
+    await c.aclose()

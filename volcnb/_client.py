@@ -20,6 +20,7 @@ from ._auth import Credentials, VolcAuth
 from ._exceptions import (
     AuthError,
     RequestTimeoutError,
+    SubmitTimeoutError,
     SubmitUncertainError,
     TransportError,
     VolcError,
@@ -159,7 +160,9 @@ class Client:
             except (httpx.TransportError, VolcError) as exc:
                 decision = classify(exc, idempotent=req.idempotent)
                 if decision == "uncertain":
-                    raise SubmitUncertainError(
+                    uncertain = (SubmitTimeoutError if isinstance(exc, httpx.TimeoutException)
+                                 else SubmitUncertainError)
+                    raise uncertain(
                         f"{req.action} failed after the request was sent ({_describe(exc)}); "
                         "the task MAY exist on the server and was not re-submitted to avoid paying twice",
                         req_key=req.req_key) from exc

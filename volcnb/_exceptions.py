@@ -18,6 +18,7 @@
     ├── TransportError               the request did not complete (connection refused, reset, timed out)
     │   ├── RequestTimeoutError      … and it was a timeout (also a builtin ``TimeoutError``)
     │   └── SubmitUncertainError     a submit failed after it was sent: the task MAY exist (never retried)
+    │       └── SubmitTimeoutError   … by a read timeout (also ``TimeoutError``)
     ├── TaskTimeoutError             a wait's deadline passed (also ``TimeoutError``); the task keeps running
     └── ValidationError              bad input caught before any request (also ``ValueError``); names field and limit
 
@@ -40,6 +41,7 @@ __all__ = [
     "RequestTimeoutError",
     "ServerError",
     "SignatureError",
+    "SubmitTimeoutError",
     "SubmitUncertainError",
     "TaskCancelledError",
     "TaskExpiredError",
@@ -189,6 +191,10 @@ class SubmitUncertainError(TransportError):
     """
 
     default_retryable = False
+
+
+class SubmitTimeoutError(SubmitUncertainError, TimeoutError):
+    """A submit timed out after it was sent (the task MAY exist); also a builtin ``TimeoutError``."""
 
 
 class TaskTimeoutError(VolcError, TimeoutError):

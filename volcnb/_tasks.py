@@ -466,9 +466,19 @@ def run(req_key: str, image: Any = None, **kwargs: Any) -> Task:
     return submit(req_key, image, **kwargs)
 
 def _maybe_display(task: Task, display: bool | None) -> None:
-    from ._env import in_notebook
+    """Notebook: a TaskView. Terminal (stderr is a TTY): a progress line redrawn in place. Logs/pipes: quiet."""
+    from ._env import frontend
 
-    if display is False or (display is None and not in_notebook()):
+    where = frontend()
+    if display is False or (display is None and where == "plain"):
+        return
+    if where != "notebook":
+        import sys
+
+        from ._progress import TextProgress
+
+        progress = TextProgress([task], stream=sys.stderr)
+        task.on_change(lambda t: progress.close() if t.done else None)
         return
     try:
         from .widgets import show_task
