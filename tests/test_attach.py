@@ -18,8 +18,7 @@ import pytest
 from matplotlib import cbook
 
 import volcnb
-from volcnb.sim import DEFAULT_ACCESS_KEY, DEFAULT_SECRET_KEY, ServiceTime, Simulator
-from volcnb.sim._server import free_port
+from volcnb.sim import DEFAULT_ACCESS_KEY, DEFAULT_SECRET_KEY, ServiceTime, SimProcess, Simulator
 
 GRACE = str(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))
 AK, SK = "AKATTACHTEST", "attach-test-secret"
@@ -125,46 +124,10 @@ def _python(code: str, cwd: Path) -> str:
     return out.stdout.strip()
 
 
-class SimProcess:
-    """``volcnb sim --db`` in a child process."""
-
-    def __init__(self, db: Path, log: Path) -> None:
-        self.port = free_port()
-        self.log = log
-        self.args = [sys.executable, "-m", "volcnb.cli", "sim", "--port", str(self.port), "--access-key", AK,
-                     "--secret-key", SK, "--db", str(db), "--queue-time", "0.05",
-                     "--service-time", "saliency_seg=0.5:0"]
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> SimProcess:
-        with open(self.log, "ab") as out:
-            self.proc = subprocess.Popen(self.args, stdout=out, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"volcnb sim exited:\n{self.log.read_text()}")
-            try:
-                if httpx.get(self.url + "/sim/health", timeout=1.0).json().get("ok"):
-                    return self
-            except (httpx.HTTPError, ValueError):
-                time.sleep(0.05)
-        self.kill()
-        raise RuntimeError(f"volcnb sim did not start:\n{self.log.read_text()}")
-
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)
-
-
 @pytest.mark.slow
 def test_attach_by_id_in_a_new_process(tmp_path: Path) -> None:
     db, log = tmp_path / "sim.sqlite", tmp_path / "sim.log"
-    server = SimProcess(db, log).start()
+    server = SimProcess("--access-key", AK, "--secret-key", SK, "--db", str(db), "--queue-time", "0.05", "--service-time", "saliency_seg=0.5:0", log=log).start()
     try:
         # process A: submit, print the id, exit without waiting
         task_id = _python(f"""
@@ -177,7 +140,7 @@ def test_attach_by_id_in_a_new_process(tmp_path: Path) -> None:
 
         # the server restarts (SIGKILL) in between: the --db keeps the task
         server.kill()
-        server = SimProcess(db, log).start()
+        server = SimProcess("--access-key", AK, "--secret-key", SK, "--db", str(db), "--queue-time", "0.05", "--service-time", "saliency_seg=0.5:0", log=log).start()
 
         # process B: attach by id and fetch; also an unknown id, which must keep its id in the error
         out = _python(f"""

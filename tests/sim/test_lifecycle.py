@@ -12,8 +12,6 @@ import base64
 import io
 import json
 import sqlite3
-import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -32,9 +30,9 @@ from volcnb.sim import (
     RISK_IMAGE_COLOR,
     Quotas,
     ServiceTime,
+    SimProcess,
     Simulator,
 )
-from volcnb.sim._server import free_port
 
 PORTRAIT = "img2img_anime_accelerated_maintain_id"
 HOUR = 3600.0
@@ -427,41 +425,6 @@ async def test_counters(api: Api, fake_sim: Simulator) -> None:
 # --------------------------------------------------------------------------- --db survives SIGKILL
 
 
-class SimProcess:
-    """``volcnb sim --db`` as a child process."""
-
-    def __init__(self, db: Path, log: Path, *extra: str) -> None:
-        self.port = free_port()
-        self.log = log
-        self.args = [sys.executable, "-m", "volcnb.cli", "sim", "--port", str(self.port), "--db", str(db), *extra]
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self, timeout: float = 30.0) -> SimProcess:
-        with open(self.log, "ab") as out:
-            self.proc = subprocess.Popen(self.args, stdout=out, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"volcnb sim exited:\n{self.log.read_text()}")
-            try:
-                if httpx.get(self.url + "/sim/health", timeout=1.0).json().get("ok"):
-                    return self
-            except (httpx.HTTPError, ValueError):
-                time.sleep(0.05)
-        self.kill()
-        raise RuntimeError(f"volcnb sim did not start:\n{self.log.read_text()}")
-
-    def kill(self) -> None:
-        """SIGKILL: no shutdown handlers, no flush, no goodbye."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)
-
-
 def _unfinished_in_db(db: Path, task_ids: list[str]) -> set[str]:
     con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     try:
@@ -475,7 +438,7 @@ def _unfinished_in_db(db: Path, task_ids: list[str]) -> set[str]:
 def test_db_tasks_survive_sigkill_and_unfinished_ones_are_recomputed(tmp_path: Path) -> None:
     db, log = tmp_path / "tasks.sqlite", tmp_path / "sim.log"
     extra = ("--queue-time", "0.05", "--service-time", "saliency_seg=5:0", "--service-time", "entity_seg=0.2:0")
-    first = SimProcess(db, log, *extra).start()
+    first = SimProcess("--db", str(db), *extra, log=log).start()
     procs = [first]
     try:
         c1 = volcnb.Client(DEFAULT_ACCESS_KEY, DEFAULT_SECRET_KEY, endpoint=first.url, max_retries=0)
@@ -495,7 +458,7 @@ def test_db_tasks_survive_sigkill_and_unfinished_ones_are_recomputed(tmp_path: P
         unfinished = _unfinished_in_db(db, pending)
         assert unfinished, "every heavy task was computed before the kill; nothing was tested"
 
-        second = SimProcess(db, log, *extra).start()
+        second = SimProcess("--db", str(db), *extra, log=log).start()
         procs.append(second)
         c2 = volcnb.Client(DEFAULT_ACCESS_KEY, DEFAULT_SECRET_KEY, endpoint=second.url, max_retries=0)
         after = c2.sync.get_result("entity_seg", done_id).data

@@ -11,8 +11,6 @@ import base64
 import io
 import json
 import os
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -23,57 +21,17 @@ import pytest
 from matplotlib import cbook
 from PIL import Image
 
-from volcnb.sim import DEFAULT_ACCESS_KEY, DEFAULT_SECRET_KEY, SimServer
-from volcnb.sim._server import free_port
+from volcnb.sim import DEFAULT_ACCESS_KEY, DEFAULT_SECRET_KEY, SimProcess, SimServer
 
 AK, SK = "AKSDKTESTKEY", "SDK-test-secret-key"
 PORTRAIT = "img2img_anime_accelerated_maintain_id"
 
 
-class SimProcess:
-    """``volcnb sim`` in a child process (killable, restartable on the same port and db)."""
-
-    def __init__(self, log: Path, *extra: str, port: int | None = None) -> None:
-        self.port = port or free_port()
-        self.log = log
-        self.args = [sys.executable, "-m", "volcnb.cli", "sim", "--port", str(self.port), "--access-key", AK,
-                     "--secret-key", SK, *extra]
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self, timeout: float = 30.0) -> SimProcess:
-        with open(self.log, "ab") as out:
-            self.proc = subprocess.Popen(self.args, stdout=out, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"volcnb sim exited with {self.proc.returncode}:\n{self.log.read_text()}")
-            try:
-                if httpx.get(self.url + "/sim/health", timeout=1.0).json().get("ok"):
-                    return self
-            except (httpx.HTTPError, ValueError):
-                time.sleep(0.05)
-        self.stop()
-        raise RuntimeError(f"volcnb sim did not answer /sim/health:\n{self.log.read_text()}")
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimProcess]:
     log = tmp_path_factory.mktemp("sdk") / "sim.log"
-    proc = SimProcess(log, "--queue-time", "0.1", "--service-time", "saliency_seg=0.4:0",
-                      "--service-time", f"{PORTRAIT}=0.4:0").start()
+    proc = SimProcess("--access-key", AK, "--secret-key", SK, "--queue-time", "0.1", "--service-time", "saliency_seg=0.4:0",
+                      "--service-time", f"{PORTRAIT}=0.4:0", log=log).start()
     yield proc
     proc.stop()
 

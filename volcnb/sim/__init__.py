@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from ._compute import RISK_IMAGE_COLOR, RISK_TRIGGERS
 from ._engine import DEFAULT_ACCESS_KEY, DEFAULT_SECRET_KEY, Counters, Faults, Quotas, ServiceTime, Simulator
-from ._server import SimServer
+from ._server import SimProcess, SimServer
 
 __all__ = [
     "DEFAULT_ACCESS_KEY",
@@ -25,6 +25,7 @@ __all__ = [
     "Faults",
     "Quotas",
     "ServiceTime",
+    "SimProcess",
     "SimServer",
     "Simulator",
 ]

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 from ._engine import Simulator
@@ -73,3 +76,74 @@ def serve(sim: Simulator, *, host: str = "127.0.0.1", port: int = 8000, keep_ali
 
     uvicorn.run(sim.app(), host=host, port=port, log_level="info", timeout_keep_alive=int(keep_alive),
                 lifespan="off")
+
+
+class SimProcess:
+    """``volcnb sim`` in a child process (kill/restart tests, benchmarks, a user's own CI).
+
+    Usage::
+
+        server = SimProcess("--db", "tasks.sqlite", log="sim.log").start()
+        client = volcnb.Client(DEFAULT_ACCESS_KEY, DEFAULT_SECRET_KEY, endpoint=server.url)
+        ...
+        server.kill()     # SIGKILL: no shutdown handlers, like a crash;  server.stop() terminates politely
+    """
+
+    def __init__(self, *args: str, log: str | Path | None = None, port: int | None = None,
+                 python: str | None = None) -> None:
+        self.port = port or free_port()
+        self.log = Path(log) if log else None
+        self.args = [python or sys.executable, "-m", "volcnb.cli", "sim", "--port", str(self.port), *args]
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        """Base URL of the server."""
+        return f"http://127.0.0.1:{self.port}"
+
+    def _log_text(self) -> str:
+        return self.log.read_text(errors="replace") if self.log and self.log.exists() else ""
+
+    def start(self, timeout: float = 30.0) -> SimProcess:
+        """Start the process; return once ``/sim/health`` answers."""
+        import httpx
+
+        out = open(self.log, "ab") if self.log else subprocess.DEVNULL  # noqa: SIM115 - closed below
+        try:
+            self.proc = subprocess.Popen(self.args, stdout=out, stderr=subprocess.STDOUT)
+        finally:
+            if self.log:
+                out.close()  # type: ignore[union-attr]
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"volcnb sim exited with {self.proc.returncode}:\n{self._log_text()}")
+            try:
+                if httpx.get(self.url + "/sim/health", timeout=1.0).json().get("ok"):
+                    return self
+            except (httpx.HTTPError, ValueError):
+                time.sleep(0.05)
+        self.kill()
+        raise RuntimeError(f"volcnb sim did not answer /sim/health within {timeout} s:\n{self._log_text()}")
+
+    def stop(self) -> None:
+        """Terminate politely (SIGTERM), then kill if it lingers."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown handlers, no flush, no goodbye."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+    def __enter__(self) -> SimProcess:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
