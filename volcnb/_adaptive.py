@@ -2,40 +2,45 @@
 
 Why: a fixed 3 s loop wastes polls on long tasks and notices short ones late; geometric backoff guesses a
 scale. Service times of one req_key are fairly regular, so :class:`AdaptivePoller` learns them from what its
-own polls see and places the next polls to minimise ``expected lag + λ · expected polls``.
+own polls see and places each next poll to minimise ``expected lag + λ · expected polls``.
 
-How it works, per req_key (all tasks of a client share one poller, so they share what they learn):
+How it works, per req_key (all tasks of a client share its poller, so they share what they learn):
 
-* **Observations** (ages are seconds since the submit returned): a finished task gives an interval
-  ``(last poll that was not done, first poll that was done]``; a running task gives "not done by age a"
-  (right-censored). Only GetResult replies are used. The last ``window`` finished tasks are kept, so the
-  model follows a service whose speed drifts.
-* **Model**: time-to-done is log-normal. A grid posterior over (log median, sigma) — median log-uniform over
-  0.2 s – 30 min, the catalog's ``service_time`` only a weak bump, sigma around 0.35 ± ×2 — is updated with
-  the exact interval-censored likelihood (plus a small outlier component, so one odd task cannot wreck it).
-* **Schedule**: on the posterior predictive (it includes the uncertainty about the median and sigma), a
-  dynamic programme over a time grid gives, for "last not-done poll at age a", the next poll age that
-  minimises expected lag + λ·polls. λ is set so the expected lag is about ``lag_fraction`` of the typical
-  service time, at most ``max_lag`` seconds: fast tasks are noticed within a fraction of a second, long
-  ones within ``max_lag`` with as few polls as that allows. Intervals get a little jitter and never
-  exceed ``cap``; a task still running past everything the model expects backs off geometrically.
-* **Cold start**: until the first task of a req_key is seen done, a few *scout* tasks poll on a fast-growing
-  backoff that starts ``first`` seconds after submit, while the others (submitted with them) poll sparsely.
-  Waiting tasks are woken whenever the model changes materially (an ``asyncio`` future per pause), so as
-  soon as one task of a batch is seen done the others re-plan with that knowledge.
-* **Deadline**: if the task has a ``deadline`` (seconds, as :class:`volcnb.Task` does) a last poll is placed
-  just before it.
+* **Observations** (ages are seconds since the submit returned; only GetResult replies are used): a finished
+  task gives an interval ``(last poll that was not done, first poll that was done]``; a running task gives
+  "not done at age a" (right-censored). The last ``window`` finished tasks are kept, so the model follows a
+  service whose speed drifts.
+* **Model**: time-to-done is log-normal. A grid posterior over (log median, sigma) — the median log-uniform
+  over 0.2 s – 30 min plus a weak bump at the catalog's ``service_time``, sigma around 0.35 (×/÷ 1.8) — is
+  updated with the exact interval-censored likelihood, mixed with a small broad outlier component so that
+  one odd task cannot wreck it. It is refitted only when observations change (at most every 2 % of the
+  typical service time for survival-only changes), and cached.
+* **Schedule**: on the posterior predictive (which carries the uncertainty about median and sigma) a dynamic
+  programme over a time grid gives, for "last not-done poll at age a", the next poll age minimising
+  expected lag + λ·polls. λ is calibrated so the expected lag is about ``lag_fraction`` of the typical
+  service time, clamped to ``[min_lag, max_lag]`` seconds: fast tasks are noticed within a fraction of a
+  second, long ones within ``max_lag`` with as few polls as that allows. So the first poll comes soon after
+  submit while the key is unknown or fast, and where completions start once it is learned. Pauses get a
+  little jitter, never exceed ``cap``; a task running past everything the model expects backs off.
+* **Cold start**: while no task of a req_key has been seen done, a poll at age t is priced as if the median
+  were t (scale-free, so polls grow geometrically from the first fraction of a second) and, since one
+  task's poll informs all the tasks waiting on that key, its price is shared: divided by √n for n tasks.
+  Waiting tasks are woken whenever the model changes materially, so a batch submitted together spreads
+  its polls (one task's "not done" makes the others wait) and re-plans as soon as one of them is done.
+* **Deadline**: if the task has a ``deadline`` (seconds, as :class:`volcnb.Task` has) or the poller has one,
+  a last poll lands just before it.
 
-Per task the poller records polls made and an estimate of the lag (the true finish is unknown to a client;
-the estimate is ``E[noticed − finished]`` under the model): :meth:`AdaptivePoller.history`. The fitted model
-is :meth:`AdaptivePoller.model`, the planned poll ages of a fresh task :meth:`AdaptivePoller.schedule`.
+Per finished task the poller records polls made and an estimate of the lag (a client cannot see the true
+finish; the estimate is ``E[noticed − finished]`` under the model): :meth:`AdaptivePoller.history`. The
+fitted model is :meth:`AdaptivePoller.model`; the plan of a fresh task :meth:`AdaptivePoller.schedule`.
 
 Usage::
 
-    poller = volcnb.AdaptivePoller()
-    client.poller = poller              # shared by all tasks of the client (the default poller)
+    from volcnb._polling import AdaptivePoller   # the default poller of every client
+    client.poller = poller = AdaptivePoller()     # shared by all tasks of the client
     ...
-    poller.model("saliency_seg")        # ModelFit(median=2.03, sigma=0.31, n=40)
+    poller.model("saliency_seg")                  # ModelFit(median=2.03, sigma=0.31, n=40)
+    poller.schedule("saliency_seg", 4)            # [1.62, 1.95, 2.24, 2.52]
 """
 
 from __future__ import annotations
@@ -236,27 +241,28 @@ class _TaskState:
 class _Key:
     """Observations, posterior and waiters of one req_key."""
 
-    def __init__(self, req_key: str, window: int) -> None:
+    def __init__(self, req_key: str, window: int, catalog_weight: float = _CATALOG_WEIGHT) -> None:
         from ._catalog import get_capability
 
         g = _grid()
         self.req_key = req_key
         span = _MU_HI - _MU_LO
-        dens = np.full(g.mu.shape, (1.0 - _CATALOG_WEIGHT) / span)
+        dens = np.full(g.mu.shape, (1.0 - catalog_weight) / span)
         cap = get_capability(req_key)
-        if cap is not None:
+        if cap is not None and catalog_weight > 0:
             m0 = math.log(max(cap.service_time[0], 0.05))
-            dens = dens + _CATALOG_WEIGHT * np.exp(-0.5 * ((g.mu - m0) / _CATALOG_SD) ** 2) / (
+            dens = dens + catalog_weight * np.exp(-0.5 * ((g.mu - m0) / _CATALOG_SD) ** 2) / (
                 _CATALOG_SD * math.sqrt(2 * math.pi))
         else:
-            dens = dens / (1.0 - _CATALOG_WEIGHT)
+            dens = np.full(g.mu.shape, 1.0 / span)
         self.prior: Arr = np.log(dens) + g.prior_sigma
         self.done: deque[_Obs] = deque()
         self.window = window
         self.ll_done: Arr = np.zeros(g.mu.shape)
         self.n_added = 0
         self.running: dict[int, float] = {}  # id(state) -> age of its last not-done poll
-        self.members: set[int] = set()  # id(state) of the tasks waiting (known age)
+        self.members: dict[int, _TaskState] = {}  # the tasks waiting (known age), by id(state)
+        self.fit_members = 0  # len(members) when last fitted
         self.surv: dict[int, Arr] = {}  # log-age bin -> log survival over the grid
         self.dirty = True
         self.fit: _Fit | None = None
@@ -351,8 +357,7 @@ class AdaptivePoller:
     * ``lag_fraction``/``max_lag``/``min_lag`` — the aim: notice a completion within about
       ``lag_fraction`` × the typical service time, clamped to ``[min_lag, max_lag]`` seconds, with as few
       polls as the learned distribution allows.
-    * ``cold_boost`` — while no task of a req_key has been seen done, polls cost this fraction of the usual
-      (a poll then also informs the other tasks of the key, so probing a little more pays).
+    * ``catalog_weight`` — prior weight of the catalog's ``service_time`` (0: ignore the catalog).
     * ``first``/``factor`` — backoff for tasks whose submit time is unknown (re-attached): nothing is
       learned from them.
     * ``cap`` — the longest pause between two polls of a task; ``min_interval`` — the shortest.
@@ -365,8 +370,7 @@ class AdaptivePoller:
     lag_fraction: float = 0.12
     max_lag: float = 1.45
     min_lag: float = 0.05
-    cold_boost: float = 0.5
-    cold_mode: str = "b"
+    catalog_weight: float = _CATALOG_WEIGHT
     first: float = 0.5
     factor: float = 1.5
     cap: float = 30.0
@@ -390,7 +394,7 @@ class AdaptivePoller:
             delay = self._next_age(st, age, task) - age
             if delay <= 1e-3:
                 break
-            if not await self._sleep(st.key, delay):
+            if not await self._sleep(st, delay):
                 break
         st.poll_started = self._age(st)
 
@@ -415,24 +419,27 @@ class AdaptivePoller:
                 self._refit(key, notify=True)
         elif status == "done":
             key.running.pop(id(st), None)
-            key.members.discard(id(st))
+            key.members.pop(id(st), None)
+            was_cold = key.cold
             lo, hi = st.last_notdone, max(now_age, st.last_notdone + 1e-6)
             key.add_done(lo, hi)
             if len(key.done) <= 30 or self.clock() - key.fitted_at >= self._refit_interval(key):
                 self._refit(key, notify=True)
+            if was_cold:
+                _wake(key)
             task_id = getattr(task, "task_id", None)
             self._history.append(TaskRecord(key.req_key, task_id if isinstance(task_id, str) else st.task_id,
                                             st.polls, lo, hi, self._est_lag(key, lo, hi)))
         else:  # failed / cancelled / expired: no service-time information
             key.running.pop(id(st), None)
-            key.members.discard(id(st))
+            key.members.pop(id(st), None)
 
     def forget(self, task: PollSubject) -> None:
         """``task`` stopped waiting."""
         st = self._tasks.pop(id(task), None)
         if st is not None:
             st.key.running.pop(id(st), None)
-            st.key.members.discard(id(st))
+            st.key.members.pop(id(st), None)
 
     # --- introspection -----------------------------------------------------------------------------
 
@@ -464,7 +471,7 @@ class AdaptivePoller:
     def _key(self, req_key: str) -> _Key:
         key = self._keys.get(req_key)
         if key is None:
-            key = self._keys[req_key] = _Key(req_key, self.window)
+            key = self._keys[req_key] = _Key(req_key, self.window, self.catalog_weight)
         return key
 
     def _state(self, task: PollSubject) -> _TaskState:
@@ -477,7 +484,7 @@ class AdaptivePoller:
                             submitted=sub if sub is not None and known else self.clock(), known_age=known)
             self._tasks[id(task)] = st
             if known:
-                st.key.members.add(id(st))
+                st.key.members[id(st)] = st
                 st.key.dirty = True
         return st
 
@@ -485,7 +492,11 @@ class AdaptivePoller:
         return max(0.0, self.clock() - st.submitted)
 
     def _fit(self, key: _Key) -> _Fit:
-        if key.fit is None or (key.dirty and self.clock() - key.fitted_at >= self._refit_interval(key)):
+        stale = key.dirty and self.clock() - key.fitted_at >= self._refit_interval(key)
+        if key.cold and key.fit is not None:  # the price of a cold poll depends on how many tasks wait
+            n, n_fit = len(key.members), key.fit_members
+            stale = stale or abs(n - n_fit) > 0.25 * max(n, n_fit)
+        if key.fit is None or stale:
             self._refit(key, notify=key.fit is not None)
         assert key.fit is not None
         return key.fit
@@ -497,6 +508,7 @@ class AdaptivePoller:
     def _refit(self, key: _Key, *, notify: bool) -> None:
         old = key.fit
         key.fit = self._compute_fit(key)
+        key.fit_members = len(key.members)
         key.fitted_at = self.clock()
         key.dirty = False
         if notify and old is not None and _changed(old, key.fit):
@@ -523,20 +535,13 @@ class AdaptivePoller:
         F, M = _lognormal_cdf_mean(t, mu_k, sg_k, w_k)
         F = np.maximum.accumulate(np.clip(F, 0.0, 1.0))
         pred_median = float(np.interp(0.5, F, t)) if F[-1] > 0.5 else float(t[-1])
+        lam_median = float(self._lam(np.array([pred_median]), sigma)[0])
         if key.cold:
-            # nothing seen done yet: the scale is unknown, so price a poll at age t as if the median were t;
-            # and a poll now informs every waiting task of the key, so its cost is shared between them
-            n = max(1, len(key.members))
-            if self.cold_mode == "a":
-                lam = np.full(_G, self.cold_boost * float(self._lam(np.array([pred_median]), sigma)[0]))
-            elif self.cold_mode == "b":
-                lam = self.cold_boost * self._lam(t, sigma) / n
-            elif self.cold_mode == "c":
-                lam = self.cold_boost * self._lam(t, sigma) / math.sqrt(n)
-            else:
-                lam = self.cold_boost * np.minimum(self._lam(t, sigma), float(self._lam(np.array([pred_median]), sigma)[0])) / math.sqrt(n)
+            # nothing seen done yet, the scale is unknown: price a poll at age t as if the median were t (at
+            # most as at the current estimate); one task's poll informs all n waiting, so they share its price
+            lam = np.minimum(self._lam(t, sigma), lam_median) / math.sqrt(max(1, len(key.members)))
         else:
-            lam = np.full(_G, key.lam_scale * float(self._lam(np.array([pred_median]), sigma)[0]))
+            lam = np.full(_G, key.lam_scale * lam_median)
         W, L, P, _ = _dp(t, F, M, lam)
         lag, polls = _fresh(t, F, M, W, L, P, lam)
         target = self._target(pred_median)
@@ -612,8 +617,9 @@ class AdaptivePoller:
             return (hi - lo) / 2
         return max(0.0, min(hi - lo, hi - float(M[1] - M[0]) / dF))
 
-    async def _sleep(self, key: _Key, delay: float) -> bool:
+    async def _sleep(self, st: _TaskState, delay: float) -> bool:
         """Sleep ``delay`` seconds; True if woken early because the model changed."""
+        key = st.key
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[bool] = loop.create_future()
         handle = loop.call_later(delay, _resolve, fut, False)
@@ -643,8 +649,17 @@ def _wake(key: _Key) -> None:
     except RuntimeError:
         running = None
     for fut in list(key.waiters):
-        loop = fut.get_loop()
-        if loop is running:
-            _resolve(fut, True)
-        elif not loop.is_closed():
-            loop.call_soon_threadsafe(_resolve, fut, True)
+        _wake_future(fut, running)
+
+
+def _wake_future(fut: asyncio.Future[bool], running: asyncio.AbstractEventLoop | None = None) -> None:
+    if running is None:
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+    loop = fut.get_loop()
+    if loop is running:
+        _resolve(fut, True)
+    elif not loop.is_closed():
+        loop.call_soon_threadsafe(_resolve, fut, True)
