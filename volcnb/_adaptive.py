@@ -46,6 +46,7 @@ Usage::
 from __future__ import annotations
 
 import asyncio
+import bisect
 import math
 import random
 import time
@@ -72,7 +73,7 @@ _SIGMA_PRIOR = (math.log(0.35), 0.6)  # log sigma ~ N(log 0.35, 0.6): "±35 %, g
 _CATALOG_WEIGHT, _CATALOG_SD = 0.3, 1.0  # the catalog's median: a weak bump (30 % of the mass, ±×e)
 _OUTLIER = 0.01  # likelihood mixture weight of a broad log-uniform outlier (0.05 s – 4 h)
 _OUT_LO, _OUT_HI = math.log(0.05), math.log(4 * 3600.0)
-_MAX_COMPONENTS = 600  # posterior components kept for the predictive
+_MAX_COMPONENTS = 300  # posterior components kept for the predictive
 _G = 320  # points of the scheduling time grid
 _C2_PER_SIGMA = 1.73  # polls × lag ≈ median · 1.73 σ / 2 for the optimal schedule of a log-normal
 _SURV_CACHE = 512  # cached log-survival rows (running tasks' "not done by age a")
@@ -221,6 +222,8 @@ class _Fit:
 
 @dataclass
 class _Obs:
+    sub: float  # submit time (clock)
+    tie: float  # random tie-break between tasks submitted at the same instant
     lo: float
     hi: float
     ll: Arr
@@ -236,6 +239,7 @@ class _TaskState:
     poll_started: float | None = None  # age at which the poll in flight started
     last_poll: float = 0.0  # age of the last poll (0: none yet)
     polls: int = 0
+    tie: float = field(default_factory=random.random)  # tie-break between tasks submitted together
 
 
 class _Key:
@@ -256,18 +260,18 @@ class _Key:
         else:
             dens = np.full(g.mu.shape, 1.0 / span)
         self.prior: Arr = np.log(dens) + g.prior_sigma
-        self.done: deque[_Obs] = deque()
+        self.done: list[_Obs] = []  # finished tasks, by submit time
+        self.n_done = 0  # finished tasks in the last fit's data
         self.window = window
-        self.ll_done: Arr = np.zeros(g.mu.shape)
-        self.n_added = 0
-        self.running: dict[int, float] = {}  # id(state) -> age of its last not-done poll
+        self.running: dict[int, tuple[float, float, float]] = {}  # id(state) -> (submit, tie, not-done age)
         self.members: dict[int, _TaskState] = {}  # the tasks waiting (known age), by id(state)
         self.fit_members = 0  # len(members) when last fitted
+        self.fit_cost = 0.0  # seconds a refit takes (moving average)
+        self.refit_pending = False
         self.surv: dict[int, Arr] = {}  # log-age bin -> log survival over the grid
         self.dirty = True
         self.fit: _Fit | None = None
         self.fitted_at = -math.inf
-        self.version = 0
         self.waiters: set[asyncio.Future[bool]] = set()
         self.lam_scale = 1.0
 
@@ -276,15 +280,12 @@ class _Key:
         """No task of this key seen done yet."""
         return not self.done
 
-    def add_done(self, lo: float, hi: float) -> None:
-        ll = _log_lik(lo, hi)
-        self.done.append(_Obs(lo, hi, ll))
-        self.ll_done += ll
-        self.n_added += 1
-        while len(self.done) > self.window:
-            self.ll_done -= self.done.popleft().ll
-        if self.n_added % 500 == 0:  # re-sum now and then against rounding drift
-            self.ll_done = np.sum([o.ll for o in self.done], axis=0) if self.done else np.zeros_like(self.ll_done)
+    def add_done(self, sub: float, lo: float, hi: float, tie: float | None = None) -> None:
+        """A task submitted at ``sub`` was seen done within ``(lo, hi]`` seconds."""
+        obs = _Obs(sub, random.random() if tie is None else tie, lo, hi, _log_lik(lo, hi))
+        bisect.insort(self.done, obs, key=lambda o: (o.sub, o.tie))
+        if len(self.done) > self.window:
+            del self.done[0]  # only the ``window`` most recently submitted tasks can be used
         self.dirty = True
 
     def _survival(self, age: float) -> Arr:
@@ -298,9 +299,20 @@ class _Key:
         return row
 
     def log_posterior(self) -> Arr:
-        lp: Arr = self.prior + self.ll_done
-        for age in self.running.values():
-            if age > 0:
+        """Prior + the ``window`` most recently *submitted* tasks, finished or running.
+
+        Windowing by submit time, not by finish, keeps the sample unbiased: the last tasks to finish of a
+        batch are its slowest, and running tasks alone are the slow part of the tasks in flight.
+        """
+        order = [(o.sub, o.tie) for o in self.done] + [(sub, tie) for sub, tie, _ in self.running.values()]
+        cutoff = (-math.inf, 0.0)
+        if len(order) > self.window:
+            cutoff = sorted(order)[-self.window]
+        used = [o.ll for o in self.done if (o.sub, o.tie) >= cutoff]
+        self.n_done = len(used)
+        lp: Arr = self.prior + np.sum(used, axis=0) if used else self.prior.copy()
+        for sub, tie, age in self.running.values():
+            if age > 0 and (sub, tie) >= cutoff:
                 lp = lp + self._survival(age)
         return lp
 
@@ -368,7 +380,7 @@ class AdaptivePoller:
     """
 
     lag_fraction: float = 0.12
-    max_lag: float = 1.45
+    max_lag: float = 1.3
     min_lag: float = 0.05
     catalog_weight: float = _CATALOG_WEIGHT
     first: float = 0.5
@@ -413,20 +425,18 @@ class AdaptivePoller:
             return
         if status in ("in_queue", "generating"):
             st.last_notdone = max(st.last_notdone, started)
-            key.running[id(st)] = st.last_notdone
+            key.running[id(st)] = (st.submitted, st.tie, st.last_notdone)
             key.dirty = True
             if key.cold:  # the others of a fresh batch should know at once
-                self._refit(key, notify=True)
+                self._request_refit(key)
         elif status == "done":
             key.running.pop(id(st), None)
             key.members.pop(id(st), None)
             was_cold = key.cold
             lo, hi = st.last_notdone, max(now_age, st.last_notdone + 1e-6)
-            key.add_done(lo, hi)
-            if len(key.done) <= 30 or self.clock() - key.fitted_at >= self._refit_interval(key):
-                self._refit(key, notify=True)
-            if was_cold:
-                _wake(key)
+            key.add_done(st.submitted, lo, hi, st.tie)
+            if was_cold or len(key.done) <= 30:  # while learning, every finished task counts at once
+                self._request_refit(key)
             task_id = getattr(task, "task_id", None)
             self._history.append(TaskRecord(key.req_key, task_id if isinstance(task_id, str) else st.task_id,
                                             st.polls, lo, hi, self._est_lag(key, lo, hi)))
@@ -495,7 +505,8 @@ class AdaptivePoller:
         stale = key.dirty and self.clock() - key.fitted_at >= self._refit_interval(key)
         if key.cold and key.fit is not None:  # the price of a cold poll depends on how many tasks wait
             n, n_fit = len(key.members), key.fit_members
-            stale = stale or abs(n - n_fit) > 0.25 * max(n, n_fit)
+            stale = stale or (abs(n - n_fit) > 0.25 * max(n, n_fit)
+                              and self.clock() - key.fitted_at >= 4.0 * key.fit_cost)
         if key.fit is None or stale:
             self._refit(key, notify=key.fit is not None)
         assert key.fit is not None
@@ -503,16 +514,39 @@ class AdaptivePoller:
 
     def _refit_interval(self, key: _Key) -> float:
         m = key.fit.pred_median if key.fit is not None else 1.0
-        return min(2.0, max(0.02, 0.02 * m))
+        return min(2.0, max(0.02, 0.02 * m, 4.0 * key.fit_cost))
+
+    def _request_refit(self, key: _Key) -> None:
+        """Refit now, or as soon as the CPU budget allows (a refit every ≥ 4× its own cost), and wake
+        the waiting tasks if the model changed."""
+        wait = key.fitted_at + 4.0 * key.fit_cost - self.clock()
+        if wait <= 0 or key.fit is None:
+            self._refit(key, notify=True)
+            return
+        if key.refit_pending:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self._refit(key, notify=True)
+            return
+        key.refit_pending = True
+        loop.call_later(wait, self._deferred_refit, key)
+
+    def _deferred_refit(self, key: _Key) -> None:
+        key.refit_pending = False
+        if key.dirty:
+            self._refit(key, notify=True)
 
     def _refit(self, key: _Key, *, notify: bool) -> None:
         old = key.fit
+        started = time.perf_counter()
         key.fit = self._compute_fit(key)
+        key.fit_cost = 0.7 * key.fit_cost + 0.3 * (time.perf_counter() - started)
         key.fit_members = len(key.members)
         key.fitted_at = self.clock()
         key.dirty = False
         if notify and old is not None and _changed(old, key.fit):
-            key.version += 1
             _wake(key)
 
     def _compute_fit(self, key: _Key) -> _Fit:
@@ -545,7 +579,7 @@ class AdaptivePoller:
         W, L, P, _ = _dp(t, F, M, lam)
         lag, polls = _fresh(t, F, M, W, L, P, lam)
         target = self._target(pred_median)
-        if len(key.done) >= 3 and sd_mu < 0.3 and lag > 0:
+        if key.n_done >= 3 and sd_mu < 0.3 and lag > 0:
             # calibrate λ so that the expected lag of a fresh task meets the target
             scale = min(4.0, max(0.25, (target / lag) ** 2))
             if abs(scale - 1.0) > 0.05:
@@ -553,7 +587,7 @@ class AdaptivePoller:
                 lam = lam * scale
                 W, L, P, _ = _dp(t, F, M, lam)
                 lag, polls = _fresh(t, F, M, W, L, P, lam)
-        return _Fit(median=math.exp(mean_mu), sigma=sigma, sd_mu=sd_mu, n=len(key.done), pred_median=pred_median,
+        return _Fit(median=math.exp(mean_mu), sigma=sigma, sd_mu=sd_mu, n=key.n_done, pred_median=pred_median,
                     t=t, F=F, M=M, W=W, lam=lam, exp_lag=lag, exp_polls=polls, mu_k=mu_k, sg_k=sg_k, w_k=w_k)
 
     def _target(self, median: float) -> float:

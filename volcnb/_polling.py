@@ -93,4 +93,4 @@ def now() -> float:
     return time.monotonic()
 
 
-AdaptivePoller = BackoffPoller  # replaced by the learning poller in volcnb._adaptive when available
+from ._adaptive import AdaptivePoller as AdaptivePoller  # noqa: E402  (imported last: no import cycle)

@@ -1,0 +1,214 @@
+"""The adaptive poller: model fit on censored data, the schedule, and an end-to-end run on the simulator."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import math
+import random
+import time
+from dataclasses import dataclass
+
+import pytest
+from PIL import Image
+
+import volcnb
+from volcnb._adaptive import AdaptivePoller, ModelFit
+from volcnb._polling import AdaptivePoller as DefaultPoller
+from volcnb.sim import Simulator
+
+
+@dataclass(eq=False)
+class FakeTask:
+    """What a poller may look at on a task."""
+
+    req_key: str = "saliency_seg"
+    polls: int = 0
+    submitted_monotonic: float | None = 0.0
+    submitted_at: float | None = 1.0
+    task_id: str | None = "t"
+    deadline: float | None = None
+
+
+class Clock:
+    """A settable clock for the poller (ages are measured from ``submitted_monotonic``)."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def observe(poller: AdaptivePoller, clock: Clock, durations: list[float], every: float,
+            stop_after: float = math.inf) -> None:
+    """Tasks that take ``durations`` seconds, one after the other, each polled every ``every`` s through
+    the poller's record(); a task still running after ``stop_after`` s is left running (right-censored)."""
+    for i, d in enumerate(durations):
+        start = clock.now
+        task = FakeTask(task_id=f"t{i}", submitted_monotonic=start)
+        poller._state(task)
+        k = 1
+        while k * every <= stop_after:
+            clock.now = start + k * every
+            done = k * every >= d
+            poller.record(task, "done" if done else "generating")
+            if done:
+                poller.forget(task)
+                break
+            k += 1
+        clock.now = start + max(d, every) + 1.0
+
+
+def lognormal(n: int, median: float, sigma: float, seed: int) -> list[float]:
+    rng = random.Random(seed)
+    return [median * math.exp(sigma * rng.gauss(0.0, 1.0)) for _ in range(n)]
+
+
+# --- the model ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("median", [2.0, 10.0, 60.0])
+def test_fit_recovers_median_from_interval_censored_polls(median: float) -> None:
+    clock = Clock()
+    poller = AdaptivePoller(clock=clock)
+    # coarse polls (every 20 % of the median): each task only says "done within (k·Δ, (k+1)·Δ]"
+    observe(poller, clock, lognormal(20, median, 0.3, seed=int(median)), every=0.2 * median)
+    fit = poller.model("saliency_seg")
+    assert isinstance(fit, ModelFit) and fit.n == 20
+    assert fit.median == pytest.approx(median, rel=0.15)
+    assert 0.15 < fit.sigma < 0.5
+
+
+def test_fit_uses_running_tasks_so_slow_tasks_do_not_bias_it() -> None:
+    clock = Clock()
+    poller = AdaptivePoller(clock=clock)
+    # polls every 1 s, but each task is watched for 10 s only: about half are still running then
+    observe(poller, clock, lognormal(40, 10.0, 0.3, seed=3), every=1.0, stop_after=10.0)
+    fit = poller.model("saliency_seg")
+    assert 10 < fit.n < 30  # the slow ones are only right-censored
+    assert fit.median == pytest.approx(10.0, rel=0.15)
+
+
+def test_unknown_req_key_and_no_data_give_the_prior() -> None:
+    poller = AdaptivePoller()
+    fit = poller.model("no_such_key")
+    assert fit.n == 0 and 0.2 < fit.median < 1800
+
+
+# --- the schedule ------------------------------------------------------------------------------------
+
+
+def test_schedule_cold_polls_soon_then_grows() -> None:
+    poller = AdaptivePoller(cap=20.0)
+    ages = poller.schedule("no_such_key", 25)
+    assert ages[0] <= 1.0  # first poll soon after submit while nothing is known
+    gaps = [b - a for a, b in zip(ages, ages[1:], strict=False)]
+    assert all(g > 0 for g in gaps)
+    assert max(gaps) <= 20.0 + 1e-9  # capped
+    assert gaps[-1] > 2 * gaps[0]  # growing intervals
+
+
+@pytest.mark.parametrize("median", [2.0, 10.0, 60.0])
+def test_schedule_learned_places_polls_where_completions_are(median: float) -> None:
+    clock = Clock()
+    poller = AdaptivePoller(clock=clock, cap=0.15 * median)
+    observe(poller, clock, lognormal(40, median, 0.3, seed=7), every=0.05 * median)
+    ages = poller.schedule("saliency_seg", 40)
+    assert all(b > a for a, b in zip(ages, ages[1:], strict=False))
+    assert ages[0] > 0.4 * median  # no wasted polls long before anything finishes …
+    assert ages[0] < median  # … but early enough for the fast ones
+    assert all(b - a <= 0.15 * median + 1e-9 for a, b in zip(ages, ages[1:], strict=False))
+    dense = [b - a for a, b in zip(ages, ages[1:], strict=False) if 0.7 * median < a < 1.5 * median]
+    # the spacing keeps the expected lag near the target (12 % of the median, at most 1.3 s)
+    assert max(dense) < 2.5 * min(0.12 * median, 1.3) * 2
+    # a task running far longer than expected still gets polled, with growing pauses up to the cap
+    late = poller.schedule("saliency_seg", 60)[-5:]
+    assert all(b > a for a, b in zip(late, late[1:], strict=False))
+
+
+def test_expected_lag_tracks_the_target() -> None:
+    clock = Clock()
+    poller = AdaptivePoller(clock=clock)
+    observe(poller, clock, lognormal(60, 10.0, 0.3, seed=11), every=0.5)
+    fit = poller._keys["saliency_seg"].fit
+    assert fit is not None
+    assert fit.exp_lag == pytest.approx(1.2, rel=0.1)
+    assert 1.5 < fit.exp_polls < 4.0
+
+
+async def test_pause_respects_the_task_deadline() -> None:
+    clock = Clock()
+    poller = AdaptivePoller(clock=clock)
+    observe(poller, clock, lognormal(20, 60.0, 0.3, seed=5), every=3.0)  # learned: ~60 s
+    poller.clock = time.monotonic
+    task = FakeTask(submitted_monotonic=time.monotonic(), deadline=0.3, task_id="d")
+    started = time.monotonic()
+    await poller.pause(task)  # the plan says ~40 s, but the deadline says: one last poll before 0.3 s
+    assert time.monotonic() - started < 0.31
+
+
+async def test_attached_task_of_unknown_age_backs_off_and_teaches_nothing() -> None:
+    poller = AdaptivePoller(first=0.02, factor=2.0, jitter=0.0)
+    task = FakeTask(submitted_at=None, submitted_monotonic=time.monotonic())
+    started = time.monotonic()
+    await poller.pause(task)
+    assert time.monotonic() - started < 0.2
+    poller.record(task, "done")
+    assert poller.model("saliency_seg").n == 0
+
+
+async def test_waiting_tasks_are_woken_when_the_model_changes() -> None:
+    loop = asyncio.get_running_loop()
+    poller = AdaptivePoller(clock=loop.time)
+    now = loop.time()
+    a, b = FakeTask(task_id="a", submitted_monotonic=now), FakeTask(task_id="b", submitted_monotonic=now)
+    poller._state(a)
+    waiting = asyncio.create_task(poller.pause(b))
+    await asyncio.sleep(0.05)
+    key = poller._keys["saliency_seg"]
+    assert not waiting.done() and key.waiters  # b waits for its first poll (a few tenths of a second)
+    poller.record(a, "done")  # a task submitted with b is done already: b re-plans and polls now
+    await asyncio.wait_for(waiting, 0.05)
+
+
+def test_history_records_polls_and_estimated_lag() -> None:
+    clock = Clock()
+    poller = AdaptivePoller(clock=clock)
+    observe(poller, clock, [3.3, 4.1], every=1.0)
+    hist = poller.history("saliency_seg")
+    assert [r.polls for r in hist] == [4, 5]
+    assert [r.task_id for r in hist] == ["t0", "t1"]
+    assert all(0 <= r.est_lag <= r.hi - r.lo for r in hist)
+
+
+def test_default_poller_is_the_learning_one() -> None:
+    assert DefaultPoller is AdaptivePoller
+
+
+# --- end to end on the in-process simulator -------------------------------------------------------------
+
+
+def _png(size: int = 128) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (size, size), (180, 200, 230)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+async def test_waves_learn_fewer_polls(client: volcnb.Client, sim: Simulator) -> None:
+    sim.set_service_time("saliency_seg", 0.3, 0.3)
+    poller = AdaptivePoller()
+    client.poller = poller  # type: ignore[attr-defined]
+    image = _png()
+    per_wave: list[float] = []
+    lags: list[float] = []
+    for _ in range(3):
+        tasks = [volcnb.submit("saliency_seg", image, client=client, display=False) for _ in range(5)]
+        await asyncio.gather(*tasks)
+        per_wave.append(sum(t.polls for t in tasks) / len(tasks))
+        lags += [t.lag for t in tasks if t.lag is not None]
+    assert per_wave[2] < per_wave[0]
+    fit = poller.model("saliency_seg")
+    assert fit.n == 15 and 0.15 < fit.median < 0.6
+    assert len(lags) == 15 and sum(lags) / len(lags) < 0.25
+    assert len(poller.history("saliency_seg")) == 15
