@@ -218,7 +218,7 @@ def verdicts(median: float, a: dict[str, float], f: dict[str, float], fixed: flo
     """The issue's targets for a setting (none for other medians)."""
     if median == 2:
         return [("mean lag <= 0.3 s", a["mean_lag"] <= 0.3), ("polls/task <= 3", a["polls"] <= 3.0)]
-    share = {10: 0.75, 60: 0.5}.get(median)
+    share = {10.0: 0.75, 60.0: 0.5}.get(median)
     if share is None or fixed != 3.0:
         return []
     return [("mean lag <= fixed", a["mean_lag"] <= f["mean_lag"]),

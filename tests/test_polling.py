@@ -40,6 +40,9 @@ class Clock:
         return self.now
 
 
+_alive: list[FakeTask] = []
+
+
 def observe(poller: AdaptivePoller, clock: Clock, durations: list[float], every: float,
             stop_after: float = math.inf) -> None:
     """Tasks that take ``durations`` seconds, one after the other, each polled every ``every`` s through
@@ -47,6 +50,7 @@ def observe(poller: AdaptivePoller, clock: Clock, durations: list[float], every:
     for i, d in enumerate(durations):
         start = clock.now
         task = FakeTask(task_id=f"t{i}", submitted_monotonic=start)
+        _alive.append(task)  # a running task must outlive this loop (the poller holds it weakly)
         poller._state(task)
         k = 1
         while k * every <= stop_after:
@@ -112,19 +116,17 @@ def test_schedule_cold_polls_soon_then_grows() -> None:
 @pytest.mark.parametrize("median", [2.0, 10.0, 60.0])
 def test_schedule_learned_places_polls_where_completions_are(median: float) -> None:
     clock = Clock()
-    poller = AdaptivePoller(clock=clock, cap=0.15 * median)
+    cap = 0.6 * median
+    poller = AdaptivePoller(clock=clock, cap=cap)
     observe(poller, clock, lognormal(40, median, 0.3, seed=7), every=0.05 * median)
     ages = poller.schedule("saliency_seg", 40)
-    assert all(b > a for a, b in zip(ages, ages[1:], strict=False))
-    assert ages[0] > 0.4 * median  # no wasted polls long before anything finishes …
-    assert ages[0] < median  # … but early enough for the fast ones
-    assert all(b - a <= 0.15 * median + 1e-9 for a, b in zip(ages, ages[1:], strict=False))
-    dense = [b - a for a, b in zip(ages, ages[1:], strict=False) if 0.7 * median < a < 1.5 * median]
-    # the spacing keeps the expected lag near the target (12 % of the median, at most 1.3 s)
-    assert max(dense) < 2.5 * min(0.12 * median, 1.3) * 2
-    # a task running far longer than expected still gets polled, with growing pauses up to the cap
-    late = poller.schedule("saliency_seg", 60)[-5:]
-    assert all(b > a for a, b in zip(late, late[1:], strict=False))
+    gaps = [b - a for a, b in zip(ages, ages[1:], strict=False)]
+    assert all(g > 0 for g in gaps)
+    assert 0.4 * median < ages[0] < median  # no polls long before anything finishes, but early enough
+    assert max(gaps) <= cap + 1e-9  # capped (a task running far longer than expected still gets polled)
+    target = min(0.12 * median, 1.3)  # the lag the schedule aims at
+    bulk = [g for a, g in zip(ages, gaps, strict=False) if 0.7 * median < a < 1.5 * median]
+    assert bulk and max(bulk) < 4 * target  # dense where completions are likely: lag ≈ gap / 2
 
 
 def test_expected_lag_tracks_the_target() -> None:
@@ -167,9 +169,11 @@ async def test_waiting_tasks_are_woken_when_the_model_changes() -> None:
     waiting = asyncio.create_task(poller.pause(b))
     await asyncio.sleep(0.05)
     key = poller._keys["saliency_seg"]
-    assert not waiting.done() and key.waiters  # b waits for its first poll (a few tenths of a second)
-    poller.record(a, "done")  # a task submitted with b is done already: b re-plans and polls now
-    await asyncio.wait_for(waiting, 0.05)
+    assert not waiting.done() and key.waiters  # b waits for its first poll (~0.4 s, from the prior)
+    planned = poller.schedule("saliency_seg", 1)[0]
+    poller.record(a, "done")  # a task submitted with b is done already: b re-plans, to poll sooner
+    await asyncio.wait_for(waiting, planned)
+    assert loop.time() - now < 0.75 * planned
 
 
 def test_history_records_polls_and_estimated_lag() -> None:
@@ -195,20 +199,23 @@ def _png(size: int = 128) -> bytes:
     return buf.getvalue()
 
 
-async def test_waves_learn_fewer_polls(client: volcnb.Client, sim: Simulator) -> None:
+async def test_waves_learn_and_notice_sooner(client: volcnb.Client, sim: Simulator) -> None:
+    # 3 waves of 5 tasks at 0.3 s. The cold key's first poll (~0.45 s, from the broad prior) already
+    # catches them all in wave 1, late; once learned, the polls move to where the tasks finish.
     sim.set_service_time("saliency_seg", 0.3, 0.3)
     poller = AdaptivePoller()
     client.poller = poller  # type: ignore[attr-defined]
     image = _png()
-    per_wave: list[float] = []
+    polls: list[float] = []
     lags: list[float] = []
     for _ in range(3):
         tasks = [volcnb.submit("saliency_seg", image, client=client, display=False) for _ in range(5)]
         await asyncio.gather(*tasks)
-        per_wave.append(sum(t.polls for t in tasks) / len(tasks))
-        lags += [t.lag for t in tasks if t.lag is not None]
-    assert per_wave[2] < per_wave[0]
+        polls.append(sum(t.polls for t in tasks) / len(tasks))
+        lags.append(sum(t.lag or 0.0 for t in tasks) / len(tasks))
+    assert lags[2] < 0.7 * lags[0]
+    assert polls[2] <= 2.0
     fit = poller.model("saliency_seg")
-    assert fit.n == 15 and 0.15 < fit.median < 0.6
-    assert len(lags) == 15 and sum(lags) / len(lags) < 0.25
-    assert len(poller.history("saliency_seg")) == 15
+    assert fit.n == 15 and 0.15 < fit.median < 0.5
+    hist = poller.history("saliency_seg")
+    assert len(hist) == 15 and all(r.polls >= 1 and r.est_lag >= 0 for r in hist)

@@ -50,6 +50,7 @@ import bisect
 import math
 import random
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -73,7 +74,7 @@ _SIGMA_PRIOR = (math.log(0.35), 0.6)  # log sigma ~ N(log 0.35, 0.6): "±35 %, g
 _CATALOG_WEIGHT, _CATALOG_SD = 0.3, 1.0  # the catalog's median: a weak bump (30 % of the mass, ±×e)
 _OUTLIER = 0.01  # likelihood mixture weight of a broad log-uniform outlier (0.05 s – 4 h)
 _OUT_LO, _OUT_HI = math.log(0.05), math.log(4 * 3600.0)
-_MAX_COMPONENTS = 300  # posterior components kept for the predictive
+_MAX_COMPONENTS = 300  # at most this many mixture components for the predictive (broad posteriors are coarsened)
 _G = 320  # points of the scheduling time grid
 _C2_PER_SIGMA = 1.73  # polls × lag ≈ median · 1.73 σ / 2 for the optimal schedule of a log-normal
 _SURV_CACHE = 512  # cached log-survival rows (running tasks' "not done by age a")
@@ -240,6 +241,7 @@ class _TaskState:
     last_poll: float = 0.0  # age of the last poll (0: none yet)
     polls: int = 0
     tie: float = field(default_factory=random.random)  # tie-break between tasks submitted together
+    ref: Callable[[], object] | None = None  # the task (weakly if possible): guards against id() reuse
 
 
 class _Key:
@@ -315,6 +317,32 @@ class _Key:
             if age > 0 and (sub, tie) >= cutoff:
                 lp = lp + self._survival(age)
         return lp
+
+
+def _components(w: Arr, sd_mu: float) -> tuple[Arr, Arr, Arr]:
+    """The posterior as a small mixture for the predictive: a broad posterior is coarsened along the
+    median axis (blocks narrower than a quarter of its spread, each at its weighted mean), negligible
+    cells are dropped. Unbiased, unlike keeping the heaviest cells of a nearly flat posterior."""
+    g = _grid()
+    n_sigma = len(_SIGMAS)
+    W = w.reshape(-1, n_sigma)
+    MU = g.mu.reshape(-1, n_sigma)
+    stride = max(1, int(sd_mu / (4 * _MU_STEP)))
+    while (W.shape[0] // stride) * n_sigma > _MAX_COMPONENTS and stride < W.shape[0]:
+        stride += 1
+    if stride > 1:
+        n = -(-W.shape[0] // stride) * stride
+        pad = n - W.shape[0]
+        Wp = np.pad(W, ((0, pad), (0, 0))).reshape(-1, stride, n_sigma)
+        MUp = np.pad(MU, ((0, pad), (0, 0)), mode="edge").reshape(-1, stride, n_sigma)
+        Wb = Wp.sum(axis=1)
+        MUb = (Wp * MUp).sum(axis=1) / np.maximum(Wb, 1e-300)
+        W, MU = Wb, MUb
+    SG = np.broadcast_to(_SIGMAS, W.shape)
+    flat = W.ravel()
+    keep = flat > flat.max() * 1e-5
+    out_w = flat[keep]
+    return MU.ravel()[keep].astype(np.float64), SG.ravel()[keep].astype(np.float64), out_w / out_w.sum()
 
 
 def _lognormal_cdf_mean(t: Arr, mu: Arr, sg: Arr, w: Arr) -> tuple[Arr, Arr]:
@@ -412,7 +440,7 @@ class AdaptivePoller:
 
     def record(self, task: PollSubject, status: str) -> None:
         """Learn from what a poll of ``task`` saw (``in_queue``/``generating``/``done``/…)."""
-        st = self._tasks.get(id(task))
+        st = self._lookup(task)
         if st is None:
             return
         key = st.key
@@ -435,7 +463,10 @@ class AdaptivePoller:
             was_cold = key.cold
             lo, hi = st.last_notdone, max(now_age, st.last_notdone + 1e-6)
             key.add_done(st.submitted, lo, hi, st.tie)
-            if was_cold or len(key.done) <= 30:  # while learning, every finished task counts at once
+            if was_cold:
+                self._refit(key, notify=True)
+                _wake(key)
+            elif len(key.done) <= 30:  # while learning, every finished task counts at once
                 self._request_refit(key)
             task_id = getattr(task, "task_id", None)
             self._history.append(TaskRecord(key.req_key, task_id if isinstance(task_id, str) else st.task_id,
@@ -446,22 +477,21 @@ class AdaptivePoller:
 
     def forget(self, task: PollSubject) -> None:
         """``task`` stopped waiting."""
-        st = self._tasks.pop(id(task), None)
+        st = self._lookup(task)
         if st is not None:
-            st.key.running.pop(id(st), None)
-            st.key.members.pop(id(st), None)
+            self._drop(task, st)
 
     # --- introspection -----------------------------------------------------------------------------
 
     def model(self, req_key: str) -> ModelFit:
         """The fitted log-normal time-to-done of ``req_key``: ``(median, sigma, n)``."""
-        fit = self._fit(self._key(req_key))
+        fit = self._current(self._key(req_key))
         return ModelFit(fit.median, fit.sigma, fit.n)
 
     def schedule(self, req_key: str, count: int = 10) -> list[float]:
         """Planned poll ages (seconds after submit) of a fresh task of ``req_key`` that stays unfinished
         (without jitter, and without what other tasks' polls would teach meanwhile)."""
-        fit = self._fit(self._key(req_key))
+        fit = self._current(self._key(req_key))
         out: list[float] = []
         last = 0.0
         while len(out) < count:
@@ -484,14 +514,30 @@ class AdaptivePoller:
             key = self._keys[req_key] = _Key(req_key, self.window, self.catalog_weight)
         return key
 
-    def _state(self, task: PollSubject) -> _TaskState:
+    def _lookup(self, task: PollSubject) -> _TaskState | None:
         st = self._tasks.get(id(task))
+        if st is not None and st.ref is not None and st.ref() is not task:  # a dead task's id, reused
+            self._drop(task, st)
+            return None
+        return st
+
+    def _drop(self, task: PollSubject, st: _TaskState) -> None:
+        self._tasks.pop(id(task), None)
+        st.key.running.pop(id(st), None)
+        st.key.members.pop(id(st), None)
+
+    def _state(self, task: PollSubject) -> _TaskState:
+        st = self._lookup(task)
         if st is None:
             sub = task.submitted_monotonic
             known = sub is not None and getattr(task, "submitted_at", 0.0) is not None
             task_id = getattr(task, "task_id", None)
             st = _TaskState(key=self._key(task.req_key), task_id=task_id if isinstance(task_id, str) else None,
                             submitted=sub if sub is not None and known else self.clock(), known_age=known)
+            try:
+                st.ref = weakref.ref(task)
+            except TypeError:  # not weak-referenceable: keep it until forget()
+                st.ref = lambda task=task: task  # type: ignore[misc]
             self._tasks[id(task)] = st
             if known:
                 st.key.members[id(st)] = st
@@ -500,6 +546,13 @@ class AdaptivePoller:
 
     def _age(self, st: _TaskState) -> float:
         return max(0.0, self.clock() - st.submitted)
+
+    def _current(self, key: _Key) -> _Fit:
+        """The fit with every observation so far (introspection: no throttling)."""
+        if key.fit is None or key.dirty:
+            self._refit(key, notify=True)
+        assert key.fit is not None
+        return key.fit
 
     def _fit(self, key: _Key) -> _Fit:
         stale = key.dirty and self.clock() - key.fitted_at >= self._refit_interval(key)
@@ -557,10 +610,7 @@ class AdaptivePoller:
         mean_mu = float(w @ g.mu)
         sd_mu = math.sqrt(max(float(w @ (g.mu - mean_mu) ** 2), 0.0))
         sigma = float(w @ g.sigma)
-        idx = np.flatnonzero(w > w.max() * 1e-4)
-        if len(idx) > _MAX_COMPONENTS:
-            idx = idx[np.argpartition(w[idx], -_MAX_COMPONENTS)[-_MAX_COMPONENTS:]]
-        mu_k, sg_k, w_k = g.mu[idx], g.sigma[idx], w[idx] / w[idx].sum()
+        mu_k, sg_k, w_k = _components(w, sd_mu)
         main = w_k > w_k.max() * 1e-3
         t_lo = max(0.02, float(np.min(np.exp(mu_k[main] - 4.0 * sg_k[main]))))
         t_hi = min(6 * 3600.0, float(np.max(np.exp(mu_k[main] + 4.0 * sg_k[main]))))
