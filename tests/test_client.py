@@ -402,7 +402,8 @@ def test_error_tree_is_complete() -> None:
     import volcnb._exceptions as ex
 
     reached = {APIError, AuthError, ConcurrencyLimitError, ContentRiskError, InvalidArgumentError, ProtocolError,
-               RateLimitError, RequestTimeoutError, ServerError, SignatureError, SubmitUncertainError, TaskCancelledError,
+               RateLimitError, RequestTimeoutError, ServerError, SignatureError, SubmitUncertainError, ex.SubmitTimeoutError,
+               TaskCancelledError,
                TaskExpiredError, TaskNotFoundError, TaskTimeoutError, TransportError, ValidationError, VolcError}
     assert {getattr(ex, n) for n in ex.__all__} == reached
 

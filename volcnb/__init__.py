@@ -39,7 +39,7 @@ from ._exceptions import (
     ValidationError,
     VolcError,
 )
-from ._polling import BackoffPoller, FixedPoller
+from ._polling import AdaptivePoller, BackoffPoller, FixedPoller
 from ._retry import RetryPolicy
 from ._tasks import Task, VolcnbWarning, run, submit
 from ._wire import AigcMeta, LogoInfo
@@ -47,6 +47,7 @@ from ._wire import AigcMeta, LogoInfo
 __version__ = "0.1.0"
 
 __all__ = [
+    "AdaptivePoller",
     "AigcMeta",
     "APIError",
     "AuthError",
