@@ -16,7 +16,7 @@ import difflib
 import math
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 __all__ = ["Capability", "Param", "get_capability", "CAPABILITIES"]
@@ -362,10 +362,3 @@ def _entries(value: Any) -> int:
         return len(value)
     return 1 if value else 0
 
-
-@dataclass
-class CheckReport:
-    """Errors and warnings of one request."""
-
-    errors: list[Issue] = field(default_factory=list)
-    warnings: list[Issue] = field(default_factory=list)

@@ -70,12 +70,11 @@ class Client:
         retry: RetryPolicy | None = None,
         keepalive_expiry: float = KEEPALIVE_EXPIRY,
     ) -> None:
-        env = Credentials.from_env()
-        ak = access_key or (env.access_key if env else "") or os.environ.get("VOLC_ACCESSKEY", "")
-        sk = secret_key or (env.secret_key if env else "") or os.environ.get("VOLC_SECRETKEY", "")
+        env_ak = os.environ.get("VOLC_ACCESSKEY", "")
+        ak = access_key or env_ak
+        sk = secret_key or os.environ.get("VOLC_SECRETKEY", "")
         # An STS token belongs to its temporary key pair: take the environment's only with the environment's key.
-        env_token = os.environ.get("VOLC_SESSION_TOKEN") or None
-        token = session_token or (env_token if ak == os.environ.get("VOLC_ACCESSKEY") else None)
+        token = session_token or (os.environ.get("VOLC_SESSION_TOKEN") or None if ak == env_ak else None)
         if not ak or not sk:
             raise AuthError(
                 "no credentials: pass access_key= and secret_key=, set VOLC_ACCESSKEY / VOLC_SECRETKEY, "

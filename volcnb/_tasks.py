@@ -20,7 +20,7 @@ from collections.abc import Callable, Generator, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 from . import _wire
-from ._catalog import get_capability, suggest_req_key
+from ._catalog import get_capability, image_count, suggest_req_key
 from ._exceptions import TaskCancelledError, TaskTimeoutError, ValidationError, VolcError
 from ._polling import Poller
 from ._sync import run_sync, running_loop
@@ -201,8 +201,8 @@ class Task:
         await self.submitted()
         if self.done:
             return self.status
-        reply = await self._poll_once()
-        return self.status if reply is None else self.status
+        await self._poll_once()
+        return self.status
 
     async def _poll_once(self) -> Any:
         assert self.task_id is not None
@@ -333,10 +333,9 @@ class Task:
             blobs = await asyncio.gather(*(self.client.download(u) for u in urls))
             downloads = dict(zip(urls, blobs, strict=True))
         assert self.task_id is not None
-        originals = [i for i in self.input_images]
         return Result.from_data(req_key=self.req_key, task_id=self.task_id, data=reply.data,
                                 request_id=reply.request_id, time_elapsed=reply.time_elapsed, downloads=downloads,
-                                input_images=originals, options=_jsonable_options(options))
+                                input_images=self.input_images, options=_jsonable_options(options))
 
     async def fetch(
         self,
@@ -409,8 +408,7 @@ def prepare(req_key: str, image: Any, params: dict[str, Any]) -> tuple[dict[str,
         warnings.warn(f"volcnb does not know req_key {req_key!r}{hint}; parameters are sent as given",
                       VolcnbWarning, stacklevel=3)
         return body, originals
-    n_images = len(body.get("binary_data_base64") or []) + len(body.get("image_urls") or [])
-    for issue in cap.check({k: v for k, v in body.items()}, n_images):
+    for issue in cap.check(body, image_count(body)):
         if issue.severity == "error":
             raise ValidationError(f"{req_key}: {issue.message}", field=issue.field, limit=issue.limit)
         warnings.warn(f"{req_key}: {issue.message}", VolcnbWarning, stacklevel=3)
