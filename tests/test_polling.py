@@ -200,9 +200,9 @@ def _png(size: int = 128) -> bytes:
 
 
 async def test_waves_learn_and_notice_sooner(client: volcnb.Client, sim: Simulator) -> None:
-    # 3 waves of 5 tasks at 0.3 s. The cold key's first poll (~0.45 s, from the broad prior) already
-    # catches them all in wave 1, late; once learned, the polls move to where the tasks finish.
-    sim.set_service_time("saliency_seg", 0.3, 0.3)
+    # 3 waves of 5 tasks at 1 s. The cold key polls geometrically from a fraction of a second (the scale is
+    # unknown), so wave 1 is noticed late; once learned, the polls move to where the tasks finish.
+    sim.set_service_time("saliency_seg", 1.0, 0.2)
     poller = AdaptivePoller()
     client.poller = poller  # type: ignore[attr-defined]
     image = _png()
@@ -213,10 +213,13 @@ async def test_waves_learn_and_notice_sooner(client: volcnb.Client, sim: Simulat
         await asyncio.gather(*tasks)
         polls.append(sum(t.polls for t in tasks) / len(tasks))
         lags.append(sum(t.lag or 0.0 for t in tasks) / len(tasks))
-    # Real time on a possibly busy machine: learned lag is well below the cold one, or small outright.
-    assert lags[2] < max(0.7 * lags[0], 0.15), (lags, polls)
-    assert polls[2] <= 2.0
+    print("lags", lags, "polls", polls)
+    # Real time on a possibly busy machine (event-loop delays add to every lag): the learned waves are
+    # noticed well sooner than the cold one, or within a quarter of the service time outright.
+    learned = (lags[1] + lags[2]) / 2
+    assert learned < max(0.7 * lags[0], 0.25), (lags, polls)
+    assert polls[2] <= 3.0
     fit = poller.model("saliency_seg")
-    assert fit.n == 15 and 0.15 < fit.median < 0.5
+    assert fit.n == 15 and 0.6 < fit.median < 1.6
     hist = poller.history("saliency_seg")
     assert len(hist) == 15 and all(r.polls >= 1 and r.est_lag >= 0 for r in hist)
