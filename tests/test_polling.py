@@ -223,3 +223,33 @@ async def test_waves_learn_and_notice_sooner(client: volcnb.Client, sim: Simulat
     assert fit.n == 15 and 0.6 < fit.median < 1.6
     hist = poller.history("saliency_seg")
     assert len(hist) == 15 and all(r.polls >= 1 and r.est_lag >= 0 for r in hist)
+
+
+async def test_a_cold_batch_probes_one_poll_at_a_time() -> None:
+    # two tasks of a key never seen done, submitted together: when a's poll is in flight, b's poll (due at
+    # the same moment) waits for a's answer instead of asking the same question
+    loop = asyncio.get_running_loop()
+    poller = AdaptivePoller(clock=loop.time, jitter=0.0)
+    now = loop.time()
+    a, b = FakeTask(task_id="a", submitted_monotonic=now), FakeTask(task_id="b", submitted_monotonic=now)
+    pauses = {asyncio.create_task(poller.pause(a)): a, asyncio.create_task(poller.pause(b)): b}
+    done, pending = await asyncio.wait(pauses, timeout=5.0, return_when=asyncio.FIRST_COMPLETED)
+    assert len(done) == 1  # one poll is due (and now "in flight")
+    first, (other,) = pauses[done.pop()], pending
+    await asyncio.sleep(0.3)
+    assert not other.done()  # the other was due too, but waits for the first one's answer
+    poller.record(first, "done")  # it was done: the key is learned, the other re-plans at once, polls soon
+    await asyncio.wait_for(other, 1.0)
+    assert poller.model("saliency_seg").n == 1
+
+
+async def test_a_cold_probe_that_never_answers_is_not_waited_for_long() -> None:
+    loop = asyncio.get_running_loop()
+    poller = AdaptivePoller(clock=loop.time, jitter=0.0)
+    now = loop.time()
+    a, b = FakeTask(task_id="a", submitted_monotonic=now), FakeTask(task_id="b", submitted_monotonic=now)
+    pauses = {asyncio.create_task(poller.pause(a)), asyncio.create_task(poller.pause(b))}
+    _, (other,) = await asyncio.wait(pauses, timeout=5.0, return_when=asyncio.FIRST_COMPLETED)
+    started = loop.time()
+    await asyncio.wait_for(other, 5.0)  # the first poll hangs (retries, a slow network): go ahead anyway
+    assert 1.5 < loop.time() - started < 3.5

@@ -17,16 +17,20 @@ How it works, per req_key (all tasks of a client share its poller, so they share
   typical service time for survival-only changes), and cached.
 * **Schedule**: on the posterior predictive (which carries the uncertainty about median and sigma) a dynamic
   programme over a time grid gives, for "last not-done poll at age a", the next poll age minimising
-  expected lag + λ·polls. λ is calibrated so the expected lag is about ``lag_fraction`` of the typical
-  service time, clamped to ``[min_lag, max_lag]`` seconds: fast tasks are noticed within a fraction of a
-  second, long ones within ``max_lag`` with as few polls as that allows. So the first poll comes soon after
-  submit while the key is unknown or fast, and where completions start once it is learned. Pauses get a
-  little jitter, never exceed ``cap``; a task running past everything the model expects backs off.
+  expected lag + λ·polls. λ is calibrated so the expected lag meets an aim that grows with the typical
+  service time m: ``lag_fraction`` × m at m = 2 s, a slowly growing fraction for longer tasks
+  (× (m / 2 s) ** ``lag_growth``: a second matters less in a long wait), clamped to ``[min_lag, max_lag]``
+  seconds. Fast tasks are noticed within a fraction of a second (≈ 0.22 s at 2 s), long ones within
+  ``max_lag`` with as few polls as that allows. So the first poll comes soon after submit while the key is
+  unknown or fast, and where completions start once it is learned. Pauses get a little jitter, never exceed
+  ``cap`` (60 s: a cap below the typical service time would force a useless early poll on every task); a
+  task running past everything the model expects backs off.
 * **Cold start**: while no task of a req_key has been seen done, a poll at age t is priced as if the median
-  were t (scale-free, so polls grow geometrically from the first fraction of a second) and, since one
-  task's poll informs all the tasks waiting on that key, its price is shared: divided by √n for n tasks.
-  Waiting tasks are woken whenever the model changes materially, so a batch submitted together spreads
-  its polls (one task's "not done" makes the others wait) and re-plans as soon as one of them is done.
+  were t (scale-free, so polls grow geometrically from the first fraction of a second), at a discount
+  (``_COLD_PRICE``): what the first completions teach pays off for every later task. A batch submitted
+  together probes one poll at a time: when a task's poll is due while another task of the cold key has a
+  poll in flight, it waits for that answer and re-plans on the refitted model. Waiting tasks are woken
+  whenever the model changes materially, so the batch re-plans as soon as one of them is done.
 * **Deadline**: if the task has a ``deadline`` (seconds, as :class:`volcnb.Task` has) or the poller has one,
   a last poll lands just before it.
 
@@ -79,6 +83,8 @@ _G = 320  # points of the scheduling time grid
 _C2_PER_SIGMA = 1.73  # polls × lag ≈ median · 1.73 σ / 2 for the optimal schedule of a log-normal
 _SURV_CACHE = 512  # cached log-survival rows (running tasks' "not done by age a")
 _SQRT2 = math.sqrt(2.0)
+_PROBE_WAIT = 2.0  # seconds a due task of a cold key waits at most for another task's poll in flight
+_COLD_PRICE = 0.35  # a cold poll costs this × the price it would have if the median were its age (learning pays)
 
 
 @dataclass(frozen=True)
@@ -266,8 +272,7 @@ class _Key:
         self.n_done = 0  # finished tasks in the last fit's data
         self.window = window
         self.running: dict[int, tuple[float, float, float]] = {}  # id(state) -> (submit, tie, not-done age)
-        self.members: dict[int, _TaskState] = {}  # the tasks waiting (known age), by id(state)
-        self.fit_members = 0  # len(members) when last fitted
+        self.inflight: dict[int, float] = {}  # id(state) -> clock() when its poll in flight started
         self.fit_cost = 0.0  # seconds a refit takes (moving average)
         self.refit_pending = False
         self.surv: dict[int, Arr] = {}  # log-age bin -> log survival over the grid
@@ -394,9 +399,9 @@ class AdaptivePoller:
 
     Parameters (all optional):
 
-    * ``lag_fraction``/``max_lag``/``min_lag`` — the aim: notice a completion within about
-      ``lag_fraction`` × the typical service time, clamped to ``[min_lag, max_lag]`` seconds, with as few
-      polls as the learned distribution allows.
+    * ``lag_fraction``/``lag_growth``/``max_lag``/``min_lag`` — the aim: notice a completion of a task
+      whose typical service time is m within about ``lag_fraction`` × m × (m / 2 s) ** ``lag_growth``,
+      clamped to ``[min_lag, max_lag]`` seconds, with as few polls as the learned distribution allows.
     * ``catalog_weight`` — prior weight of the catalog's ``service_time`` (0: ignore the catalog).
     * ``first``/``factor`` — backoff for tasks whose submit time is unknown (re-attached): nothing is
       learned from them.
@@ -407,13 +412,14 @@ class AdaptivePoller:
     * ``clock`` — must be the clock of ``task.submitted_monotonic`` (``time.monotonic``).
     """
 
-    lag_fraction: float = 0.12
-    max_lag: float = 1.3
+    lag_fraction: float = 0.11
+    lag_growth: float = 0.2
+    max_lag: float = 1.4
     min_lag: float = 0.05
     catalog_weight: float = _CATALOG_WEIGHT
     first: float = 0.5
     factor: float = 1.5
-    cap: float = 30.0
+    cap: float = 60.0
     min_interval: float = 0.05
     jitter: float = 0.05
     window: int = 200
@@ -429,14 +435,34 @@ class AdaptivePoller:
     async def pause(self, task: PollSubject) -> None:
         """Wait until ``task`` should be polled next (woken early to re-plan when the model changes)."""
         st = self._state(task)
+        key = st.key
+        due = False  # the planned time has come (a timer, not a wake-up, ended the last sleep)
         while True:
             age = self._age(st)
-            delay = self._next_age(st, age, task) - age
-            if delay <= 1e-3:
-                break
-            if not await self._sleep(st, delay):
-                break
+            if not due:
+                due = self._next_age(st, age, task) - age <= 1e-3
+            if due:
+                probe = self._cold_probe(st)
+                if probe is None:
+                    break
+                # another task's poll of this cold key is in flight: its answer re-plans this one too
+                # (a batch submitted together probes the unknown scale one poll at a time)
+                await self._sleep(st, max(self.min_interval, _PROBE_WAIT - probe))
+                due = False
+                continue
+            due = not await self._sleep(st, self._next_age(st, age, task) - age)
         st.poll_started = self._age(st)
+        if st.known_age:
+            key.inflight[id(st)] = self.clock()
+
+    def _cold_probe(self, st: _TaskState) -> float | None:
+        """While ``st``'s key is cold: the age of another member's poll in flight (None: go ahead)."""
+        key = st.key
+        if not key.cold or not st.known_age:
+            return None
+        now = self.clock()
+        others = [now - t for i, t in key.inflight.items() if i != id(st) and now - t < _PROBE_WAIT]
+        return min(others) if others else None  # (a probe stuck in retries is not waited for long)
 
     def record(self, task: PollSubject, status: str) -> None:
         """Learn from what a poll of ``task`` saw (``in_queue``/``generating``/``done``/…)."""
@@ -447,6 +473,7 @@ class AdaptivePoller:
         now_age = self._age(st)
         started = st.poll_started if st.poll_started is not None else now_age
         st.poll_started = None
+        key.inflight.pop(id(st), None)
         st.polls += 1
         st.last_poll = started
         if not st.known_age:
@@ -455,11 +482,11 @@ class AdaptivePoller:
             st.last_notdone = max(st.last_notdone, started)
             key.running[id(st)] = (st.submitted, st.tie, st.last_notdone)
             key.dirty = True
-            if key.cold:  # the others of a fresh batch should know at once
-                self._request_refit(key)
+            if key.cold:  # the others of a fresh batch wait for this answer: they should know at once
+                self._refit(key, notify=False)
+                _wake(key)
         elif status == "done":
             key.running.pop(id(st), None)
-            key.members.pop(id(st), None)
             was_cold = key.cold
             lo, hi = st.last_notdone, max(now_age, st.last_notdone + 1e-6)
             key.add_done(st.submitted, lo, hi, st.tie)
@@ -473,7 +500,6 @@ class AdaptivePoller:
                                             st.polls, lo, hi, self._est_lag(key, lo, hi)))
         else:  # failed / cancelled / expired: no service-time information
             key.running.pop(id(st), None)
-            key.members.pop(id(st), None)
 
     def forget(self, task: PollSubject) -> None:
         """``task`` stopped waiting."""
@@ -524,7 +550,8 @@ class AdaptivePoller:
     def _drop(self, task: PollSubject, st: _TaskState) -> None:
         self._tasks.pop(id(task), None)
         st.key.running.pop(id(st), None)
-        st.key.members.pop(id(st), None)
+        if st.key.inflight.pop(id(st), None) is not None:
+            _wake(st.key)  # a cold probe that will not answer: the others go ahead
 
     def _state(self, task: PollSubject) -> _TaskState:
         st = self._lookup(task)
@@ -539,9 +566,6 @@ class AdaptivePoller:
             except TypeError:  # not weak-referenceable: keep it until forget()
                 st.ref = lambda task=task: task  # type: ignore[misc]
             self._tasks[id(task)] = st
-            if known:
-                st.key.members[id(st)] = st
-                st.key.dirty = True
         return st
 
     def _age(self, st: _TaskState) -> float:
@@ -556,10 +580,6 @@ class AdaptivePoller:
 
     def _fit(self, key: _Key) -> _Fit:
         stale = key.dirty and self.clock() - key.fitted_at >= self._refit_interval(key)
-        if key.cold and key.fit is not None:  # the price of a cold poll depends on how many tasks wait
-            n, n_fit = len(key.members), key.fit_members
-            stale = stale or (abs(n - n_fit) > 0.25 * max(n, n_fit)
-                              and self.clock() - key.fitted_at >= 4.0 * key.fit_cost)
         if key.fit is None or stale:
             self._refit(key, notify=key.fit is not None)
         assert key.fit is not None
@@ -596,7 +616,6 @@ class AdaptivePoller:
         started = time.perf_counter()
         key.fit = self._compute_fit(key)
         key.fit_cost = 0.7 * key.fit_cost + 0.3 * (time.perf_counter() - started)
-        key.fit_members = len(key.members)
         key.fitted_at = self.clock()
         key.dirty = False
         if notify and old is not None and _changed(old, key.fit):
@@ -623,7 +642,7 @@ class AdaptivePoller:
         if key.cold:
             # nothing seen done yet, the scale is unknown: price a poll at age t as if the median were t (at
             # most as at the current estimate); one task's poll informs all n waiting, so they share its price
-            lam = np.minimum(self._lam(t, sigma), lam_median) / math.sqrt(max(1, len(key.members)))
+            lam = _COLD_PRICE * np.minimum(self._lam(t, sigma), lam_median)
         else:
             lam = np.full(_G, key.lam_scale * lam_median)
         W, L, P, _ = _dp(t, F, M, lam)
@@ -641,14 +660,22 @@ class AdaptivePoller:
                     t=t, F=F, M=M, W=W, lam=lam, exp_lag=lag, exp_polls=polls, mu_k=mu_k, sg_k=sg_k, w_k=w_k)
 
     def _target(self, median: float) -> float:
-        return min(self.max_lag, max(self.min_lag, self.lag_fraction * median))
+        return float(self._aim(np.array([median]))[0])
+
+    def _aim(self, median: Arr) -> Arr:
+        """The lag aimed at for a typical service time ``median``: ``lag_fraction`` of it at 2 s, a growing
+        fraction for longer tasks (``lag_growth``: a second matters less to a long wait), within
+        ``[min_lag, max_lag]``."""
+        m = np.maximum(median, 1e-3)
+        out: Arr = np.clip(self.lag_fraction * m * (m / 2.0) ** self.lag_growth, self.min_lag, self.max_lag)
+        return out
 
     def _lam(self, median: Arr, sigma: float) -> Arr:
         """λ for which the optimal schedule of a log-normal(median, sigma) has about the target lag.
 
         For the optimal schedule, polls × lag ≈ median · 1.73 σ / 2 and lag ≈ sqrt(λ · median · 1.73 σ / 2).
         """
-        target = np.clip(self.lag_fraction * median, self.min_lag, self.max_lag)
+        target = self._aim(median)
         out: Arr = 2.0 * target**2 / (_C2_PER_SIGMA * median * max(sigma, 0.1))
         return out
 
