@@ -19,7 +19,10 @@ and ≤ 0.5× (60 s) its polls per task; at 2 s mean lag ≤ 0.3 s with ≤ 3 po
 
 The "oracle" line is a bound, not a poller: the fewest polls per task that any poller knowing the TRUE
 distribution needs to reach the adaptive poller's measured mean lag (dynamic programme on the exact
-log-normal), and its polls at the fixed poller's lag.
+log-normal), and its polls at the fixed poller's lag. The "feasibility" line is a ceiling on reliability:
+in how many runs of the same size that all-knowing poller (at its best λ) meets the setting's targets
+against an ideal fixed poller (Monte Carlo). At 60 s it is about 25 %: the 0.5× target sits on the
+theoretical frontier, and 50 tasks of noise decide it.
 """
 
 from __future__ import annotations
@@ -172,6 +175,53 @@ def oracle_polls(median: float, sigma: float, lag: float) -> float:
     return polls
 
 
+def oracle_schedule(median: float, sigma: float, lam: float) -> np.ndarray:
+    """Poll ages of the optimal schedule (cost: lag + ``lam`` × polls) for a KNOWN log-normal."""
+    t = np.exp(np.linspace(math.log(median) - 5 * sigma, math.log(median) + 5 * sigma, 1500))
+    F, M = _lognormal_cdf_mean(t, np.array([math.log(median)]), np.array([sigma]), np.ones(1))
+    lams = np.full(len(t), lam)
+    W, _, _, nxt = _dp(t, F, M, lams)
+    j = int(np.argmin(lams + (t * F - M) + W))
+    ages = [t[j]]
+    while j < len(t) - 1:
+        j = int(nxt[j])
+        ages.append(t[j])
+    return np.array(ages)
+
+
+def oracle_pass_rate(median: float, sigma: float, fixed: float, tasks: int, runs: int = 2000,
+                     seed: int = 0) -> tuple[float, float]:
+    """How often a poller that KNOWS the true distribution meets this setting's targets, and at which λ.
+
+    Monte Carlo: ``runs`` runs of ``tasks`` tasks for the oracle and, independently drawn, for an ideal fixed
+    poller (period ``fixed``, no overhead); each λ of a grid is tried and the best pass rate is returned.
+    No learning poller can do better than this: it is a ceiling on how reliably the target can be met.
+    """
+    if median == 2:
+        def ok(ap: np.ndarray, al: np.ndarray, fp: np.ndarray, fl: np.ndarray) -> np.ndarray:
+            return (al <= 0.3) & (ap <= 3.0)
+    else:
+        share = {10.0: 0.75, 60.0: 0.5}.get(median)
+        if share is None:
+            return math.nan, math.nan
+
+        def ok(ap: np.ndarray, al: np.ndarray, fp: np.ndarray, fl: np.ndarray) -> np.ndarray:
+            return (al <= fl) & (ap <= share * fp)
+    rng = np.random.default_rng(seed)
+    a = median * np.exp(sigma * rng.standard_normal((runs, tasks)))
+    f = median * np.exp(sigma * rng.standard_normal((runs, tasks)))
+    k = np.ceil(f / fixed)
+    fp, fl = k.mean(axis=1), (k * fixed - f).mean(axis=1)
+    best = (0.0, math.nan)
+    for lam in np.exp(np.linspace(math.log(0.002 * median), math.log(0.3 * median), 24)):
+        ages = oracle_schedule(median, sigma, float(lam))
+        idx = np.minimum(np.searchsorted(ages, a), len(ages) - 1)
+        rate = float(ok((idx + 1).mean(axis=1), (ages[idx] - a).mean(axis=1), fp, fl).mean())
+        if rate > best[0]:
+            best = (rate, float(lam))
+    return best
+
+
 @dataclass
 class Setting:
     """One service-time setting: a sim process and two arms."""
@@ -263,6 +313,11 @@ def report(settings: list[Setting], args: argparse.Namespace) -> tuple[str, bool
         lines.append(f"{'':>8}  oracle (knows the true distribution): {oracle_polls(true_median, s.sigma, a['mean_lag']):.2f} "
                      f"polls/task at the adaptive lag, {oracle_polls(true_median, s.sigma, f['mean_lag']):.2f} "
                      f"at the fixed lag")
+        rate, _ = oracle_pass_rate(s.median, s.sigma, args.fixed, args.waves * args.per_wave)
+        if not math.isnan(rate):
+            lines.append(f"{'':>8}  feasibility: a poller that knows the true distribution meets this setting's "
+                         f"targets in {100 * rate:.0f}% of runs of {args.waves * args.per_wave} tasks "
+                         f"(Monte Carlo, best λ)")
     lines.append(f"ALL TARGETS {'PASS' if all_ok else 'NOT MET'}")
     return "\n".join(lines), all_ok
 

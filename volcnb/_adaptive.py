@@ -414,7 +414,7 @@ class AdaptivePoller:
 
     lag_fraction: float = 0.11
     lag_growth: float = 0.2
-    max_lag: float = 1.4
+    max_lag: float = 1.35
     min_lag: float = 0.05
     catalog_weight: float = _CATALOG_WEIGHT
     first: float = 0.5
