@@ -135,8 +135,17 @@ def test_expected_lag_tracks_the_target() -> None:
     observe(poller, clock, lognormal(60, 10.0, 0.3, seed=11), every=0.5)
     fit = poller._keys["saliency_seg"].fit
     assert fit is not None
-    assert fit.exp_lag == pytest.approx(1.2, rel=0.1)
+    assert poller._target(fit.pred_median) == pytest.approx(1.35)  # 10 s tasks: the max_lag clamp
+    assert fit.exp_lag == pytest.approx(1.35, rel=0.1)
     assert 1.5 < fit.exp_polls < 4.0
+
+
+def test_the_lag_aim_grows_with_the_service_time() -> None:
+    poller = AdaptivePoller()
+    assert poller._target(2.0) == pytest.approx(0.22)  # 11 % of 2 s
+    assert poller._target(5.0) == pytest.approx(0.11 * 5.0 * 2.5**0.2)  # a growing fraction
+    assert poller._target(0.2) == pytest.approx(poller.min_lag, abs=0.02)
+    assert poller._target(600.0) == poller.max_lag
 
 
 async def test_pause_respects_the_task_deadline() -> None:
