@@ -58,9 +58,10 @@ def http_sim() -> Iterator[SimServer]:
 
 
 @pytest.fixture
-def http_client(http_sim: SimServer) -> volcnb.Client:
+def http_client(http_sim: SimServer) -> Iterator[volcnb.Client]:
     """A client talking to ``http_sim`` over HTTP, zero retry sleeps."""
     c = volcnb.Client(DEFAULT_ACCESS_KEY, DEFAULT_SECRET_KEY, endpoint=http_sim.url,
                       retry=volcnb.RetryPolicy(max_retries=5, sleep=_no_sleep), timeout=5.0)
     c.poller = volcnb.BackoffPoller(first=0.05, factor=1.3, cap=0.2)  # type: ignore[attr-defined]
-    return c
+    yield c
+    c.close()

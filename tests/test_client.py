@@ -608,3 +608,45 @@ async def test_submit_read_timeout_is_uncertain_and_a_timeout(http_sim: SimServe
     await asyncio.sleep(1.0)  # the slow reply was processed server-side: the task exists, and was sent once
     assert http_sim.sim.counters.submits == 1 and http_sim.sim.counters.accepted == 1
     await c.aclose()
+
+
+def test_close_releases_every_loops_connections(http_sim: SimServer) -> None:
+    """``with Client(...)`` closes the pooled connections of the sync face's private loop and of any other."""
+    with Client(AK, SK, endpoint=http_sim.url) as client:
+        task_id, _ = client.sync.submit_task("saliency_seg", {"binary_data_base64": [png_b64()]})
+        pools = list(client._http.values())
+        assert pools and not any(p.is_closed for p in pools)
+    assert all(p.is_closed for p in pools) and not client._http
+    # still usable afterwards: a new pool is opened on demand
+    assert client.sync.get_result("saliency_seg", task_id).request_id
+    client.close()
+    client.close()  # twice is fine
+
+
+async def test_async_with_closes_the_running_loops_pool(http_sim: SimServer) -> None:
+    async with Client(AK, SK, endpoint=http_sim.url) as client:
+        await client.submit_task("saliency_seg", {"binary_data_base64": [png_b64()]})
+        pool = client._http[asyncio.get_running_loop()]
+    assert pool.is_closed and not client._http
+
+
+async def test_close_inside_a_running_loop_closes_the_sync_pool_too(http_sim: SimServer) -> None:
+    client = Client(AK, SK, endpoint=http_sim.url)
+    client.sync.submit_task("saliency_seg", {"binary_data_base64": [png_b64()]})  # nest_asyncio: this loop
+    await client.submit_task("saliency_seg", {"binary_data_base64": [png_b64()]})
+    pools = list(client._http.values())
+    client.close()  # from inside the running loop: schedules this loop's close, does not block
+    await asyncio.sleep(0.05)
+    assert all(p.is_closed for p in pools)
+
+
+def test_close_from_a_running_loop_closes_the_private_loops_pool(http_sim: SimServer) -> None:
+    client = Client(AK, SK, endpoint=http_sim.url)
+    client.sync.submit_task("saliency_seg", {"binary_data_base64": [png_b64()]})  # the private sync loop
+    pools = list(client._http.values())
+
+    async def closer() -> None:
+        client.close()  # another loop runs in this thread: a helper thread drives the private loop's close
+
+    asyncio.run(closer())
+    assert pools and all(p.is_closed for p in pools)
