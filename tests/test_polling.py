@@ -44,9 +44,10 @@ _alive: list[FakeTask] = []
 
 
 def observe(poller: AdaptivePoller, clock: Clock, durations: list[float], every: float,
-            stop_after: float = math.inf) -> None:
+            stop_after: float = math.inf, latency: float = 0.0) -> None:
     """Tasks that take ``durations`` seconds, one after the other, each polled every ``every`` s through
-    the poller's record(); a task still running after ``stop_after`` s is left running (right-censored)."""
+    the poller's record(); a task still running after ``stop_after`` s is left running (right-censored).
+    Each poll takes ``latency`` seconds (it started that long before its reply is recorded)."""
     for i, d in enumerate(durations):
         start = clock.now
         task = FakeTask(task_id=f"t{i}", submitted_monotonic=start)
@@ -56,6 +57,8 @@ def observe(poller: AdaptivePoller, clock: Clock, durations: list[float], every:
         while k * every <= stop_after:
             clock.now = start + k * every
             done = k * every >= d
+            if latency:
+                poller._tasks[id(task)].poll_started = k * every - latency
             poller.record(task, "done" if done else "generating")
             if done:
                 poller.forget(task)
@@ -138,6 +141,16 @@ def test_expected_lag_tracks_the_target() -> None:
     assert poller._target(fit.pred_median) == pytest.approx(1.35)  # 10 s tasks: the max_lag clamp
     assert fit.exp_lag == pytest.approx(1.35, rel=0.1)
     assert 1.5 < fit.exp_polls < 4.0
+
+
+def test_the_time_a_poll_takes_counts_against_the_aim() -> None:
+    # the reply of a slow poll arrives 0.3 s after it started: the schedule aims 0.3 s lower to compensate
+    clock = Clock()
+    poller = AdaptivePoller(clock=clock)
+    observe(poller, clock, lognormal(60, 10.0, 0.3, seed=11), every=0.5, latency=0.3)
+    fit = poller._keys["saliency_seg"].fit
+    assert fit is not None and poller._keys["saliency_seg"].latency == pytest.approx(0.3)
+    assert fit.exp_lag == pytest.approx(1.35 - 0.3, rel=0.1)
 
 
 def test_the_lag_aim_grows_with_the_service_time() -> None:

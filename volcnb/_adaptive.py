@@ -281,6 +281,7 @@ class _Key:
         self.fitted_at = -math.inf
         self.waiters: set[asyncio.Future[bool]] = set()
         self.lam_scale = 1.0
+        self.latency = 0.0  # moving average of a poll's duration (start → reply), seconds
 
     @property
     def cold(self) -> bool:
@@ -474,6 +475,7 @@ class AdaptivePoller:
         started = st.poll_started if st.poll_started is not None else now_age
         st.poll_started = None
         key.inflight.pop(id(st), None)
+        key.latency += 0.2 * (min(max(now_age - started, 0.0), 2.0) - key.latency)
         st.polls += 1
         st.last_poll = started
         if not st.known_age:
@@ -647,7 +649,9 @@ class AdaptivePoller:
             lam = np.full(_G, key.lam_scale * lam_median)
         W, L, P, _ = _dp(t, F, M, lam)
         lag, polls = _fresh(t, F, M, W, L, P, lam)
-        target = self._target(pred_median)
+        # a completion is noticed when the reply arrives, a poll's duration after the poll starts (the
+        # DP's lag counts from the start): the aim left for the schedule is the aim minus that duration
+        target = max(0.5 * self.min_lag, self._target(pred_median) - key.latency)
         if key.n_done >= 3 and sd_mu < 0.3 and lag > 0:
             # calibrate λ so that the expected lag of a fresh task meets the target
             scale = min(4.0, max(0.25, (target / lag) ** 2))
