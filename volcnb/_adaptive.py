@@ -31,6 +31,9 @@ How it works, per req_key (all tasks of a client share its poller, so they share
   together probes one poll at a time: when a task's poll is due while another task of the cold key has a
   poll in flight, it waits for that answer and re-plans on the refitted model. Waiting tasks are woken
   whenever the model changes materially, so the batch re-plans as soon as one of them is done.
+* **Latency**: a completion is noticed when the reply arrives, not when the poll was planned; the time in
+  between (a timer firing late on a busy event loop, then the request) is measured per req_key and
+  subtracted from the lag aim.
 * **Deadline**: if the task has a ``deadline`` (seconds, as :class:`volcnb.Task` has) or the poller has one,
   a last poll lands just before it.
 
@@ -244,6 +247,7 @@ class _TaskState:
     known_age: bool  # False for re-attached tasks: their age is unknown, nothing is learned from them
     last_notdone: float = 0.0  # age of the last poll that saw the task not done
     poll_started: float | None = None  # age at which the poll in flight started
+    planned: float | None = None  # age at which the poll in flight was planned (it may start late)
     last_poll: float = 0.0  # age of the last poll (0: none yet)
     polls: int = 0
     tie: float = field(default_factory=random.random)  # tie-break between tasks submitted together
@@ -281,7 +285,7 @@ class _Key:
         self.fitted_at = -math.inf
         self.waiters: set[asyncio.Future[bool]] = set()
         self.lam_scale = 1.0
-        self.latency = 0.0  # moving average of a poll's duration (start → reply), seconds
+        self.latency = 0.0  # moving average of planned poll → its reply, seconds
 
     @property
     def cold(self) -> bool:
@@ -438,10 +442,12 @@ class AdaptivePoller:
         st = self._state(task)
         key = st.key
         due = False  # the planned time has come (a timer, not a wake-up, ended the last sleep)
+        planned = 0.0
         while True:
             age = self._age(st)
             if not due:
-                due = self._next_age(st, age, task) - age <= 1e-3
+                planned = self._next_age(st, age, task)
+                due = planned - age <= 1e-3
             if due:
                 probe = self._cold_probe(st)
                 if probe is None:
@@ -451,8 +457,9 @@ class AdaptivePoller:
                 await self._sleep(st, max(self.min_interval, _PROBE_WAIT - probe))
                 due = False
                 continue
-            due = not await self._sleep(st, self._next_age(st, age, task) - age)
+            due = not await self._sleep(st, planned - age)
         st.poll_started = self._age(st)
+        st.planned = min(planned, st.poll_started)
         if st.known_age:
             key.inflight[id(st)] = self.clock()
 
@@ -475,7 +482,10 @@ class AdaptivePoller:
         started = st.poll_started if st.poll_started is not None else now_age
         st.poll_started = None
         key.inflight.pop(id(st), None)
-        key.latency += 0.2 * (min(max(now_age - started, 0.0), 2.0) - key.latency)
+        # from the planned time to the reply: a timer that fires late on a busy loop, then the poll itself
+        since = st.planned if st.planned is not None else started
+        st.planned = None
+        key.latency += 0.2 * (min(max(now_age - since, 0.0), 2.0) - key.latency)
         st.polls += 1
         st.last_poll = started
         if not st.known_age:
@@ -649,8 +659,9 @@ class AdaptivePoller:
             lam = np.full(_G, key.lam_scale * lam_median)
         W, L, P, _ = _dp(t, F, M, lam)
         lag, polls = _fresh(t, F, M, W, L, P, lam)
-        # a completion is noticed when the reply arrives, a poll's duration after the poll starts (the
-        # DP's lag counts from the start): the aim left for the schedule is the aim minus that duration
+        # a completion is noticed when the reply arrives, some time after the poll was planned (a timer
+        # firing late on a busy loop, then the request itself; the DP's lag counts from the planned poll):
+        # the aim left for the schedule is the aim minus that time
         target = max(0.5 * self.min_lag, self._target(pred_median) - key.latency)
         if key.n_done >= 3 and sd_mu < 0.3 and lag > 0:
             # calibrate λ so that the expected lag of a fresh task meets the target
