@@ -464,7 +464,7 @@ class AdaptivePoller:
             key.inflight[id(st)] = self.clock()
 
     def _cold_probe(self, st: _TaskState) -> float | None:
-        """While ``st``'s key is cold: the age of another member's poll in flight (None: go ahead)."""
+        """While ``st``'s key is cold: how long another task's poll has been in flight (None: go ahead)."""
         key = st.key
         if not key.cold or not st.known_age:
             return None
@@ -653,7 +653,7 @@ class AdaptivePoller:
         lam_median = float(self._lam(np.array([pred_median]), sigma)[0])
         if key.cold:
             # nothing seen done yet, the scale is unknown: price a poll at age t as if the median were t (at
-            # most as at the current estimate); one task's poll informs all n waiting, so they share its price
+            # most as at the current estimate), at a discount: what it teaches pays off for every later task
             lam = _COLD_PRICE * np.minimum(self._lam(t, sigma), lam_median)
         else:
             lam = np.full(_G, key.lam_scale * lam_median)

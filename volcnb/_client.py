@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import threading
 import weakref
 from collections.abc import Mapping
 from typing import Any, Literal
@@ -27,10 +26,8 @@ from ._exceptions import (
     VolcError,
 )
 from ._retry import RetryPolicy, classify, retry_after_seconds
-from ._sync import run_sync
+from ._sync import finish_on, run_sync
 from ._wire import AigcMeta, ApiRequest, LogoInfo, Reply
-
-_closing: set[asyncio.Task[None]] = set()  # close() tasks scheduled on a running loop (kept referenced)
 
 __all__ = ["Client", "IVA", "SyncClient"]
 
@@ -216,26 +213,10 @@ class Client:
         The client stays usable: a later call opens new connections. ``with volcnb.Client(...) as c:`` and
         ``async with`` close on exit.
         """
-        try:
-            running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
         for loop, http in list(self._http.items()):
-            self._http.pop(loop, None)
-            if http.is_closed or loop.is_closed():
-                continue
-            if loop is running:
-                task = loop.create_task(http.aclose())
-                _closing.add(task)
-                task.add_done_callback(_closing.discard)
-            elif loop.is_running():
-                asyncio.run_coroutine_threadsafe(http.aclose(), loop)
-            elif running is None:
-                loop.run_until_complete(http.aclose())
-            else:  # a running loop in this thread cannot drive another one: a helper thread can
-                t = threading.Thread(target=loop.run_until_complete, args=(http.aclose(),), daemon=True)
-                t.start()
-                t.join(10.0)
+            del self._http[loop]
+            if not http.is_closed:
+                finish_on(loop, http.aclose())
 
     def __enter__(self) -> Client:
         return self

@@ -74,3 +74,31 @@ def run_sync(coro: Coroutine[Any, Any, T]) -> T:
         return private_loop().run_until_complete(coro)
     _patch(loop)
     return loop.run_until_complete(coro)
+
+
+_background: set[asyncio.Task[Any]] = set()  # tasks finish_on() scheduled on a running loop (kept referenced)
+
+
+def finish_on(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, Any]) -> None:
+    """Run ``coro`` on ``loop`` (the loop it belongs to), from any thread, never blocking a running loop.
+
+    This thread's running loop: scheduled as a task. A loop running in another thread: handed over to it.
+    A loop at rest: run to completion here, or in a helper thread if another loop runs in this one (a
+    running loop cannot drive a second one). A closed loop: nothing to do (``coro`` is closed unrun).
+    """
+    running = running_loop()
+    if loop.is_closed():
+        coro.close()
+    elif loop is running:
+        task = loop.create_task(coro)
+        _background.add(task)
+        task.add_done_callback(_background.discard)
+    elif loop.is_running():
+        asyncio.run_coroutine_threadsafe(coro, loop)
+    elif running is None:
+        loop.run_until_complete(coro)
+    else:
+        helper = threading.Thread(target=loop.run_until_complete, args=(coro,), daemon=True)
+        helper.start()
+        helper.join(10.0)
+
