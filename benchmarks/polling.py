@@ -51,8 +51,11 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import volcnb  # noqa: E402
-from volcnb._adaptive import AdaptivePoller, _dp, _fresh, _lognormal_cdf_mean  # noqa: E402
-from volcnb._polling import FixedPoller, Poller  # noqa: E402
+from volcnb.tasks.adaptive import AdaptivePoller  # noqa: E402
+from volcnb.tasks.lognormal import dp as _dp  # noqa: E402
+from volcnb.tasks.lognormal import fresh as _fresh  # noqa: E402
+from volcnb.tasks.lognormal import lognormal_cdf_mean as _lognormal_cdf_mean  # noqa: E402
+from volcnb.tasks.polling import FixedPoller, Poller  # noqa: E402
 from volcnb.sim import DEFAULT_ACCESS_KEY, DEFAULT_SECRET_KEY  # noqa: E402
 
 QUEUE_TIME = 0.05  # the simulator's default in_queue time
@@ -144,7 +147,7 @@ async def run_arm(arm: Arm, url: str, req_key: str, waves: int, per_wave: int, i
     """Submit ``waves`` waves of ``per_wave`` tasks with this arm's poller; wait for each wave."""
     client = volcnb.Client(DEFAULT_ACCESS_KEY, DEFAULT_SECRET_KEY, endpoint=url, timeout=30.0,
                            retry=volcnb.RetryPolicy(max_retries=5))
-    client.poller = arm.poller  # type: ignore[attr-defined]
+    client.poller = arm.poller
     try:
         for w in range(waves):
             batch = [volcnb.submit(req_key, image, client=client, display=False, deadline=timeout)

@@ -38,8 +38,8 @@ if str(ROOT) not in sys.path:
 
 from polling import target_checks  # noqa: E402  (this directory: the benchmark's own target rules)
 
-from volcnb._adaptive import AdaptivePoller  # noqa: E402
-from volcnb._polling import FixedPoller, Poller  # noqa: E402
+from volcnb.tasks.adaptive import AdaptivePoller  # noqa: E402
+from volcnb.tasks.polling import FixedPoller, Poller  # noqa: E402
 
 
 class _JumpSelector(selectors.DefaultSelector):
@@ -66,7 +66,7 @@ class VirtualLoop(asyncio.SelectorEventLoop):
 
 @dataclass(eq=False)
 class _Task:
-    """What a poller looks at (see ``volcnb._polling.PollSubject``)."""
+    """What a poller looks at (see ``volcnb.tasks.polling.PollSubject``)."""
 
     task_id: str
     submitted_monotonic: float

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
 
 import volcnb
 from volcnb.sim import DEFAULT_ACCESS_KEY, DEFAULT_SECRET_KEY, SimServer, Simulator
+
+sys.path.insert(0, str(Path(__file__).parent))  # the shared helpers (``_nb``) under --import-mode=importlib
 
 
 @pytest.fixture(autouse=True)
@@ -40,9 +44,9 @@ def sim() -> Iterator[Simulator]:
 def client(sim: Simulator) -> volcnb.Client:
     """A client bound to ``sim`` in-process (ASGI), zero retry sleeps, set as the default client."""
     c = volcnb.Client(DEFAULT_ACCESS_KEY, DEFAULT_SECRET_KEY, transport=httpx.ASGITransport(app=sim.app()),
-                      retry=volcnb.RetryPolicy(max_retries=5, sleep=_no_sleep))
+                      retry=volcnb.RetryPolicy(max_retries=5, sleep=_no_sleep),
+                      poller=volcnb.BackoffPoller(first=0.05, factor=1.3, cap=0.2))
     c.simulator = sim
-    c.poller = volcnb.BackoffPoller(first=0.05, factor=1.3, cap=0.2)  # type: ignore[attr-defined]
     volcnb.set_default_client(c)
     return c
 
@@ -61,7 +65,7 @@ def http_sim() -> Iterator[SimServer]:
 def http_client(http_sim: SimServer) -> Iterator[volcnb.Client]:
     """A client talking to ``http_sim`` over HTTP, zero retry sleeps."""
     c = volcnb.Client(DEFAULT_ACCESS_KEY, DEFAULT_SECRET_KEY, endpoint=http_sim.url,
-                      retry=volcnb.RetryPolicy(max_retries=5, sleep=_no_sleep), timeout=5.0)
-    c.poller = volcnb.BackoffPoller(first=0.05, factor=1.3, cap=0.2)  # type: ignore[attr-defined]
+                      retry=volcnb.RetryPolicy(max_retries=5, sleep=_no_sleep), timeout=5.0,
+                      poller=volcnb.BackoffPoller(first=0.05, factor=1.3, cap=0.2))
     yield c
     c.close()

@@ -14,10 +14,6 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from ._auth import Credentials, VolcAuth
-from ._backend import get_default_client, set_default_client, use_simulator
-from ._catalog import CAPABILITIES, Capability, Param, get_capability
-from ._client import IVA, Client, SyncClient
 from ._exceptions import (
     APIError,
     AuthError,
@@ -38,11 +34,17 @@ from ._exceptions import (
     TransportError,
     ValidationError,
     VolcError,
+    VolcnbWarning,
 )
-from ._polling import AdaptivePoller, BackoffPoller, FixedPoller
-from ._retry import RetryPolicy
-from ._tasks import Task, VolcnbWarning, run, submit
-from ._wire import AigcMeta, LogoInfo
+from ._verbs import Client, get_default_client, run, set_default_client, submit, use_simulator
+from .http.auth import VolcAuth
+from .http.iva import IvaUploads
+from .protocol.catalog import CAPABILITIES, Capability, Param, get_capability
+from .protocol.options import AigcMeta, LogoInfo
+from .protocol.retry import RetryPolicy
+from .protocol.signing import Credentials
+from .results import Result, SegmentationResult
+from .tasks import AdaptivePoller, BackoffPoller, FixedPoller, Task
 
 __version__ = "0.1.0"
 
@@ -58,6 +60,7 @@ __all__ = [
     "Client",
     "compare",
     "compare_watermarks",
+    "compare_watermarks_async",
     "ConcurrencyLimitError",
     "ContentRiskError",
     "Credentials",
@@ -65,7 +68,7 @@ __all__ = [
     "get_capability",
     "get_default_client",
     "InvalidArgumentError",
-    "IVA",
+    "IvaUploads",
     "LogoInfo",
     "overlay_contours",
     "overlay_contours_image",
@@ -73,8 +76,10 @@ __all__ = [
     "ProtocolError",
     "RateLimitError",
     "RequestTimeoutError",
+    "Result",
     "RetryPolicy",
     "run",
+    "SegmentationResult",
     "ServerError",
     "set_default_client",
     "show_mask",
@@ -83,7 +88,6 @@ __all__ = [
     "submit",
     "SubmitTimeoutError",
     "SubmitUncertainError",
-    "SyncClient",
     "Task",
     "TaskCancelledError",
     "TaskExpiredError",
@@ -100,26 +104,21 @@ __all__ = [
 
 #: Names that pull in matplotlib / ipywidgets, imported on first use to keep ``import volcnb`` fast.
 _LAZY = {
-    "overlay_contours": "viz",
-    "overlay_contours_image": "viz",
-    "show_mask": "viz",
-    "show_segmentation": "viz",
-    "compare_watermarks": "viz",
-    "compare": "viz",
-    "TaskView": "widgets",
-    "BatchView": "widgets",
+    "overlay_contours": "display.viz",
+    "overlay_contours_image": "display.viz",
+    "show_mask": "display.viz",
+    "show_segmentation": "display.viz",
+    "compare_watermarks": "display.compare",
+    "compare_watermarks_async": "display.compare",
+    "compare": "display.compare",
+    "TaskView": "display.widgets",
+    "BatchView": "display.widgets",
 }
 
 if TYPE_CHECKING:
-    from .viz import (
-        compare,
-        compare_watermarks,
-        overlay_contours,
-        overlay_contours_image,
-        show_mask,
-        show_segmentation,
-    )
-    from .widgets import BatchView, TaskView
+    from .display.compare import compare, compare_watermarks, compare_watermarks_async
+    from .display.viz import overlay_contours, overlay_contours_image, show_mask, show_segmentation
+    from .display.widgets import BatchView, TaskView
 
 
 def __getattr__(name: str) -> Any:

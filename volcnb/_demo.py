@@ -21,18 +21,18 @@ def sample_photo() -> Path:
 
 def demo(out: Path) -> int:
     """Run the demo into ``out``; return the process exit code."""
-    from . import _backend
-    from ._progress import TextProgress
-    from ._results import SegmentationResult
-    from ._tasks import submit
-    from .viz import compare_watermarks, overlay_contours_image
+    from . import _verbs
+    from .display.compare import compare_watermarks
+    from .display.progress import TextProgress
+    from .display.viz import overlay_contours_image
+    from .results import SegmentationResult
 
     out.mkdir(parents=True, exist_ok=True)
-    _backend.use_simulator(service_times={"saliency_seg": 1.5})
+    _verbs.use_simulator(service_times={"saliency_seg": 1.5})
     photo = sample_photo()
     print(f"volcnb demo: saliency_seg on {photo.name} via the embedded simulator (no credentials needed)")
     t0 = time.monotonic()
-    task = submit("saliency_seg", photo, only_mask=3, display=False)
+    task = _verbs.submit("saliency_seg", photo, only_mask=3, display=False)
     progress = TextProgress([task], stream=sys.stderr)
     res = task.result(timeout=120)
     progress.close()

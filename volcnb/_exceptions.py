@@ -2,12 +2,12 @@
 
 ::
 
-    VolcError                        code, message, request_id, task_id, status_code, retryable
+    VolcError                        code, message, request_id, task_id, status_code, retryable, resubmittable
     ├── APIError                     the service answered with an error envelope (business code or gateway error)
     │   ├── AuthError                50400 / 50402 / gateway auth errors (InvalidAccessKey, AccessDenied…)
     │   │   └── SignatureError       SignatureDoesNotMatch, stale X-Date (InvalidTimestamp…)
     │   ├── InvalidArgumentError     502xx input errors, 60102 no face…
-    │   ├── ContentRiskError         504xx/505xx moderation (pre: not retryable; post 50511/50516/50517/50519: retryable)
+    │   ├── ContentRiskError         504xx/505xx moderation (post 50511/50516/50517/50519: resubmittable)
     │   ├── RateLimitError           50429 submits per second (retryable)
     │   │   └── ConcurrencyLimitError  50430 unfinished-task limit (retryable)
     │   ├── ServerError              50500 / 50501 (retryable)
@@ -22,6 +22,10 @@
     ├── TaskTimeoutError             a wait's deadline passed (also ``TimeoutError``); the task keeps running
     └── ValidationError              bad input caught before any request (also ``ValueError``); names field and limit
 
+Two different "try again"s: ``retryable`` means the same request may succeed if sent again (the client
+does so itself wherever that cannot pay twice); ``resubmittable`` means submitting the task anew may
+succeed (post-generation moderation, an expired task): the user's call, never automatic.
+
 Every error carries the task id when one is known, so a user can re-attach with ``Task.attach``.
 Messages are readable UTF-8 text, never a ``b'...'`` repr, and never contain a secret.
 """
@@ -31,6 +35,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 __all__ = [
+    "VolcnbWarning",
     "APIError",
     "AuthError",
     "ConcurrencyLimitError",
@@ -53,15 +58,22 @@ __all__ = [
 ]
 
 
+class VolcnbWarning(UserWarning):
+    """A doubtful request that is still sent (unknown req_key, a documents' contradiction, a misplaced option)."""
+
+
 class VolcError(Exception):
     """Base of every volcnb error.
 
     Attributes mirror what the service said: ``code`` (int business code, or the gateway's string code
-    such as ``"SignatureDoesNotMatch"``), ``message``, ``request_id``, ``task_id``, ``status_code`` (HTTP)
-    and ``retryable`` (whether trying the same request again later can succeed).
+    such as ``"SignatureDoesNotMatch"``), ``message``, ``request_id``, ``task_id``, ``status_code`` (HTTP),
+    ``retryable`` (sending the same request again later can succeed), ``resubmittable`` (submitting the
+    task anew can succeed) and ``task_failed`` (the task itself ended with this error: asking again will
+    not change it).
     """
 
     default_retryable: ClassVar[bool] = False
+    default_resubmittable: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -72,7 +84,9 @@ class VolcError(Exception):
         task_id: str | None = None,
         status_code: int | None = None,
         retryable: bool | None = None,
+        resubmittable: bool | None = None,
         req_key: str | None = None,
+        task_failed: bool = False,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -82,6 +96,10 @@ class VolcError(Exception):
         self.status_code = status_code
         self.req_key = req_key
         self.retryable = self.default_retryable if retryable is None else retryable
+        self.resubmittable = self.default_resubmittable if resubmittable is None else resubmittable
+        self.task_failed = task_failed
+        self.retry_after: float | None = None
+        """The server's ``Retry-After`` (seconds), when the reply carried one."""
 
     def __str__(self) -> str:
         parts = [self.message]
@@ -132,8 +150,8 @@ class InvalidArgumentError(APIError):
 class ContentRiskError(APIError):
     """Content moderation refused the input or the output (50411–50413, 50511–50522).
 
-    Post-generation refusals (50511, 50516, 50517, 50519) are ``retryable``: re-submitting (ideally with
-    another seed) can pass. Input refusals are not.
+    Post-generation refusals (50511, 50516, 50517, 50519) are ``resubmittable``: submitting again (ideally
+    with another seed) can pass. Input refusals are not.
     """
 
 
@@ -141,6 +159,7 @@ class RateLimitError(APIError):
     """50429: too many requests per second for this access key. Retry after a pause."""
 
     default_retryable = True
+    default_resubmittable = True
 
 
 class ConcurrencyLimitError(RateLimitError):
@@ -151,6 +170,7 @@ class ServerError(APIError):
     """50500 / 50501: an internal error of the service. Usually transient."""
 
     default_retryable = True
+    default_resubmittable = True
 
 
 class TaskNotFoundError(APIError):
@@ -159,6 +179,8 @@ class TaskNotFoundError(APIError):
 
 class TaskExpiredError(TaskNotFoundError):
     """GetResult said ``expired``: the task is too old to fetch; submit again."""
+
+    default_resubmittable = True
 
 
 class TaskCancelledError(APIError):
@@ -174,9 +196,17 @@ class ProtocolError(VolcError):
 
 
 class TransportError(VolcError):
-    """The HTTP exchange failed (connection refused or reset, DNS, timeout)."""
+    """The HTTP exchange failed (connection refused or reset, DNS, timeout).
+
+    ``sent`` is False when the request provably never reached the server (refused connection, connect
+    timeout): then even a submit can be sent again.
+    """
 
     default_retryable = True
+
+    def __init__(self, message: str, *, sent: bool = True, **kwargs: object) -> None:
+        super().__init__(message, **kwargs)  # type: ignore[arg-type]
+        self.sent = sent
 
 
 class RequestTimeoutError(TransportError, TimeoutError):
@@ -212,13 +242,13 @@ class ValidationError(VolcError, ValueError):
 
 # --- the code table -----------------------------------------------------------------------------
 
-#: Post-generation moderation codes: the docs mark them "可重试" (retry may pass).
-POST_RISK_RETRYABLE = frozenset({50511, 50516, 50517, 50519})
+#: Post-generation moderation codes: the docs mark them "可重试" (submitting again may pass).
+POST_RISK_RESUBMITTABLE = frozenset({50511, 50516, 50517, 50519})
 RISK_CODES = frozenset({50411, 50412, 50413, 50511, 50512, 50513, 50514, 50516, 50517, 50518, 50519, 50520, 50521, 50522})
-#: Codes that mean "not admitted, nothing was created": safe to re-send even a submit.
-PRE_ADMISSION_RETRYABLE = frozenset({50429, 50430, 50500, 50501})
+#: Codes that mean "not admitted, nothing was created": the client re-sends even a submit after them.
+NOT_ADMITTED = frozenset({50429, 50430, 50500, 50501})
 
-#: Names of the common business codes (reference §8.2/§8.3) for messages.
+#: Names of the common business codes for messages.
 CODE_NAMES: dict[int, str] = {
     50200: "ECReqInvalidArgs",
     50201: "ECReqMissingArgs",
@@ -288,9 +318,9 @@ def make_api_error(
 ) -> APIError:
     """Build the right :class:`APIError` subclass for a code, with ``retryable`` set from the docs."""
     cls = error_class_for_code(code)
-    retryable: bool | None = None
+    resubmittable: bool | None = None
     if cls is ContentRiskError:
-        retryable = code in POST_RISK_RETRYABLE
+        resubmittable = code in POST_RISK_RESUBMITTABLE
     if isinstance(code, int) and code in CODE_NAMES and CODE_NAMES[code] not in message:
         message = f"{message} [{CODE_NAMES[code]}]" if message else CODE_NAMES[code]
     return cls(
@@ -299,6 +329,6 @@ def make_api_error(
         request_id=request_id,
         task_id=task_id,
         status_code=status_code,
-        retryable=retryable,
+        resubmittable=resubmittable,
         req_key=req_key,
     )

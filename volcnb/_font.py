@@ -1,4 +1,4 @@
-"""The CJK font shipped with volcnb, for Pillow and matplotlib.
+"""The CJK font shipped with volcnb (Pillow; :func:`volcnb.display.figures.cjk_family` registers it with matplotlib).
 
 volcnb ships ``_fonts/VolcnbSansSC-Regular.ttf``: a subset of Noto Sans CJK SC Regular (SIL Open Font
 License 1.1, see ``_fonts/OFL.txt``) with TrueType outlines, covering printable ASCII, common Latin-1 and
@@ -33,7 +33,6 @@ __all__ = [
     "load_font",
     "missing_glyphs",
     "replace_missing",
-    "use_in_matplotlib",
 ]
 
 FONT_FILE = "VolcnbSansSC-Regular.ttf"
@@ -43,8 +42,6 @@ FAMILY = "Volcnb Sans SC"
 """Family name of the shipped font (what matplotlib and font dialogs call it)."""
 
 _tls = threading.local()
-_mpl_lock = threading.Lock()
-_mpl_family: str | None = None
 
 
 def font_path() -> pathlib.Path:
@@ -117,31 +114,3 @@ def replace_missing(text: str, replacement: str = "?") -> str:
     """
     have = _codepoints()
     return "".join(ch if ch.isspace() or ord(ch) in have else replacement for ch in text)
-
-
-def use_in_matplotlib() -> str:
-    """Register the shipped font with matplotlib's ``fontManager`` (once) and return its family name.
-
-    Put the name first in ``rcParams["font.family"]`` (or pass it as ``fontfamily=`` /
-    ``FontProperties(family=...)``) so CJK labels render instead of producing "Glyph ... missing from
-    font" warnings::
-
-        import matplotlib.pyplot as plt
-        plt.rcParams["font.family"] = [use_in_matplotlib(), "DejaVu Sans"]
-
-    Registration does not touch ``rcParams`` itself.  Safe to call repeatedly and from several threads.
-    """
-    global _mpl_family
-    with _mpl_lock:
-        if _mpl_family is not None:
-            return _mpl_family
-        from matplotlib import font_manager
-
-        path = font_path()
-        already = any(
-            pathlib.Path(entry.fname).resolve() == path for entry in font_manager.fontManager.ttflist
-        )
-        if not already:
-            font_manager.fontManager.addfont(str(path))
-        _mpl_family = str(font_manager.FontProperties(fname=str(path)).get_name())
-        return _mpl_family

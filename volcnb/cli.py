@@ -108,21 +108,20 @@ def _sim(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from . import _backend
-    from ._client import Client
+    from . import _verbs
     from ._exceptions import VolcError
-    from ._progress import TextProgress
+    from .display.progress import TextProgress
 
     if args.simulator:
-        _backend.use_simulator()
+        _verbs.use_simulator()
     elif args.endpoint:
-        _backend.set_default_client(Client(endpoint=args.endpoint))
-    client = _backend.get_default_client()
+        _verbs.set_default_client(_verbs.Client(endpoint=args.endpoint))
+    client = _verbs.get_default_client()
     out = Path(args.out)
     params = dict(args.param)
     inputs: list[str | None] = list(args.images) or [None]
     tasks = []
-    from ._tasks import submit
+    from ._verbs import submit
 
     failed = 0
     for image in inputs:

@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 import volcnb
-from volcnb import _wire
+from volcnb.protocol import wire as _wire
 from volcnb.sim import DEFAULT_ACCESS_KEY, DEFAULT_SECRET_KEY, Quotas, Simulator
 
 T = TypeVar("T")
@@ -257,14 +257,14 @@ def test_fuzz_cancel(harness: Harness) -> None:
 
 
 def test_fuzz_through_client_send(harness: Harness) -> None:
-    """The same bodies through ``volcnb.Client.send``: a reply or a typed APIError, never a ProtocolError."""
+    """The same bodies through ``volcnb.Client.send_cv``: a reply or a typed APIError, never a ProtocolError."""
     @settings(FUZZ, max_examples=200)
     @given(action=st.sampled_from(["submit", "get"]), body=submit_bodies | get_bodies(["7000000000000000001"]))
     def prop(action: str, body: bytes) -> None:
         name, version = ACTIONS[action]
         req = _wire.ApiRequest(name, version, _wire.CV_SERVICE, body, idempotent=action != "submit")
         try:
-            reply = harness.run(harness.client.send(req))
+            reply = harness.run(harness.client.send_cv(req))
         except volcnb.APIError as err:
             assert isinstance(err.code, (int, str)) and err.message
             assert not isinstance(err, volcnb.ServerError), err

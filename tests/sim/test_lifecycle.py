@@ -90,7 +90,7 @@ class Api:
 def client_for(sim: Simulator) -> volcnb.Client:
     """A volcnb client on ``sim`` in-process, polling fast."""
     c = volcnb.Client(DEFAULT_ACCESS_KEY, DEFAULT_SECRET_KEY, transport=httpx.ASGITransport(app=sim.app()))
-    c.poller = volcnb.BackoffPoller(first=0.01, factor=1.5, cap=0.1)  # type: ignore[attr-defined]
+    c.poller = volcnb.BackoffPoller(first=0.01, factor=1.5, cap=0.1)
     return c
 
 
@@ -292,7 +292,7 @@ async def test_output_risk_fails_the_done_task_with_50511(api: Api, fake_sim: Si
     c = client_for(fake_sim)
     with pytest.raises(volcnb.ContentRiskError) as info:
         await volcnb.Task.attach(PORTRAIT, tid, client=c, display=False)
-    assert info.value.code == 50511 and info.value.retryable and info.value.task_id == tid
+    assert info.value.code == 50511 and info.value.resubmittable and info.value.task_id == tid
     await c.aclose()
 
 
@@ -442,9 +442,9 @@ def test_db_tasks_survive_sigkill_and_unfinished_ones_are_recomputed(tmp_path: P
     procs = [first]
     try:
         c1 = volcnb.Client(DEFAULT_ACCESS_KEY, DEFAULT_SECRET_KEY, endpoint=first.url, max_retries=0)
-        done_id, _ = c1.sync.submit_task("entity_seg", {"binary_data_base64": [b64(picture())], "max_entity": 3})
+        done_id, _ = c1.submit_task_sync("entity_seg", {"binary_data_base64": [b64(picture())], "max_entity": 3})
         deadline = time.monotonic() + 30
-        while (reply := c1.sync.get_result("entity_seg", done_id)).data["status"] != "done":
+        while (reply := c1.get_result_sync("entity_seg", done_id)).data["status"] != "done":
             assert time.monotonic() < deadline
             time.sleep(0.1)
         before = reply.data
@@ -452,8 +452,8 @@ def test_db_tasks_survive_sigkill_and_unfinished_ones_are_recomputed(tmp_path: P
         # Four heavy tasks (5 s service time) on a two-worker simulator: killed while they are generating, and
         # at least the last ones cannot have been computed yet.
         heavy = {"binary_data_base64": [b64(grace().resize((2048, 1500)), "JPEG", quality=85)]}
-        pending = [c1.sync.submit_task("saliency_seg", heavy)[0] for _ in range(4)]
-        assert c1.sync.get_result("saliency_seg", pending[0]).data["status"] in ("in_queue", "generating")
+        pending = [c1.submit_task_sync("saliency_seg", heavy)[0] for _ in range(4)]
+        assert c1.get_result_sync("saliency_seg", pending[0]).data["status"] in ("in_queue", "generating")
         first.kill()
         unfinished = _unfinished_in_db(db, pending)
         assert unfinished, "every heavy task was computed before the kill; nothing was tested"
@@ -461,12 +461,12 @@ def test_db_tasks_survive_sigkill_and_unfinished_ones_are_recomputed(tmp_path: P
         second = SimProcess("--db", str(db), *extra, log=log).start()
         procs.append(second)
         c2 = volcnb.Client(DEFAULT_ACCESS_KEY, DEFAULT_SECRET_KEY, endpoint=second.url, max_retries=0)
-        after = c2.sync.get_result("entity_seg", done_id).data
+        after = c2.get_result_sync("entity_seg", done_id).data
         assert after["status"] == "done"
         assert after["bbox"] == before["bbox"] and after["binary_data_base64"] == before["binary_data_base64"]
         for tid in pending:  # never lost: recomputed on start-up, then done
             deadline = time.monotonic() + 60
-            while (data := c2.sync.get_result("saliency_seg", tid).data)["status"] != "done":
+            while (data := c2.get_result_sync("saliency_seg", tid).data)["status"] != "done":
                 assert data["status"] in ("in_queue", "generating"), data
                 assert time.monotonic() < deadline, f"task {tid} never finished after the restart"
                 time.sleep(0.2)

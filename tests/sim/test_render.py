@@ -103,8 +103,10 @@ def test_no_tofu_in_rendered_cjk() -> None:
 
 
 def test_matplotlib_renders_chinese_without_missing_glyph_warnings() -> None:
-    family = _font.use_in_matplotlib()
-    assert family == _font.use_in_matplotlib() == _font.FAMILY
+    from volcnb.display.figures import cjk_family
+
+    family = cjk_family()
+    assert family == cjk_family() == _font.FAMILY
     from matplotlib import font_manager
 
     shipped = [

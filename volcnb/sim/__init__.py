@@ -13,8 +13,9 @@ See :mod:`volcnb.sim._engine` for the inferred semantics (life cycle, quotas, ex
 from __future__ import annotations
 
 from ._compute import RISK_IMAGE_COLOR, RISK_TRIGGERS
-from ._engine import DEFAULT_ACCESS_KEY, DEFAULT_SECRET_KEY, Counters, Faults, Quotas, ServiceTime, Simulator
+from ._model import DEFAULT_ACCESS_KEY, DEFAULT_SECRET_KEY, Counters, Faults, Quotas, ServiceTime
 from ._server import SimProcess, SimServer
+from ._simulator import Simulator
 
 __all__ = [
     "DEFAULT_ACCESS_KEY",

@@ -7,7 +7,6 @@ stylisation of the face image, text-to-image by a deterministic procedural pictu
 
 from __future__ import annotations
 
-import io
 import json
 import zlib
 from dataclasses import dataclass, field
@@ -15,7 +14,8 @@ from typing import Any
 
 from PIL import Image
 
-from .._catalog import URI_RE
+from .._pictures import png as _png
+from ..protocol.catalog import URI_RE
 
 #: Documented triggers for the simulated moderation (the real service's rules are not public).
 #: Text triggers are matched case-insensitively in ``prompt`` / ``positive_prompt``.
@@ -42,10 +42,8 @@ class Outcome:
 
 
 def png(img: Image.Image) -> bytes:
-    """PNG bytes of an image."""
-    buf = io.BytesIO()
-    img.save(buf, format="PNG", optimize=False, compress_level=3)
-    return buf.getvalue()
+    """PNG bytes of an output (light compression: the simulator encodes many)."""
+    return _png(img, fast=True)
 
 
 def text_risk(body: dict[str, Any]) -> tuple[int, str] | None:
@@ -92,7 +90,7 @@ def _uri(body: dict[str, Any], name: str) -> int | None:
 
 def compute(req_key: str, body: dict[str, Any], images: list[Image.Image], notes: list[str], *, task_id: str = ""
             ) -> Outcome:
-    """Run a capability. ``notes`` are carried into ``response_data`` (e.g. seed contradictions).
+    """Run a capability. ``notes`` are carried into ``response_data`` (e.g. the documents' contradictions).
 
     A ``seed`` of -1 (random) is derived from the task id: different per task, reproducible per task.
     """

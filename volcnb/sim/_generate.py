@@ -135,7 +135,7 @@ def _badge(img: Image.Image, text: str, *, scale: float = 0.034) -> None:
     img.paste(Image.alpha_composite(img.convert("RGBA"), layer).convert("RGB"))
 
 
-def _scene(rng: _Rng, w: int, h: int) -> Image.Image:
+def _scene(rng: _Rng, w: int, h: int) -> Image.Image:  # long: one landscape, drawn layer by layer
     """The procedural landscape, drawn at (w, h)."""
     # a theme keeps the palette plausible; the hash still moves every hue, saturation and value
     theme = ("day", "sunset", "night", "fantasy")[rng.i(0, 3)]

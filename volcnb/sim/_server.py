@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ._engine import Simulator
+from ._simulator import Simulator
 
 
 def free_port() -> int:

@@ -9,14 +9,14 @@ recomputed on start-up: an accepted task is never lost.
 from __future__ import annotations
 
 import json
-import sqlite3
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-SCHEMA = """
+from .._sqlite import Database
+
+MIGRATIONS = ("""
 CREATE TABLE IF NOT EXISTS tasks (
     task_id      TEXT PRIMARY KEY,
     access_key   TEXT NOT NULL,
@@ -56,7 +56,7 @@ CREATE TABLE IF NOT EXISTS uploads (
     size       INTEGER NOT NULL,
     created_at REAL NOT NULL
 );
-"""
+""",)
 
 
 @dataclass
@@ -97,24 +97,21 @@ def _row(r: tuple[Any, ...]) -> TaskRow:
         result=json.loads(r[12]) if r[12] else None, notes=json.loads(r[13]) if r[13] else [])
 
 
+def _first(rows: list[tuple[Any, ...]]) -> tuple[Any, ...] | None:
+    return rows[0] if rows else None
+
+
 class Store:
     """Thread-safe SQLite storage of tasks, outputs, served files and IVA uploads."""
 
     def __init__(self, path: str | Path | None = None) -> None:
-        self.path = str(path) if path else ":memory:"
-        if path:
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.RLock()
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        if path:
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(SCHEMA)
+        self._db = Database(path, MIGRATIONS)
+        self.path = self._db.path
+        self._lock = self._db.lock
 
     def close(self) -> None:
         """Close the database."""
-        with self._lock:
-            self._db.close()
+        self._db.close()
 
     def add_task(self, row: TaskRow) -> None:
         """Insert an accepted task (committed before the reply is sent)."""
@@ -128,26 +125,19 @@ class Store:
     def get_task(self, task_id: str) -> TaskRow | None:
         """A task by id."""
         with self._lock:
-            r = self._db.execute(f"SELECT {_COLS} FROM tasks WHERE task_id=?", (task_id,)).fetchone()  # noqa: S608
+            r = _first(self._db.execute(f"SELECT {_COLS} FROM tasks WHERE task_id=?", (task_id,)))  # noqa: S608
         return _row(r) if r else None
 
     def finish_task(self, task_id: str, *, computed_at: float, code: int, message: str, result: dict[str, Any] | None,
                     outputs: list[bytes], notes: list[str]) -> None:
         """Store a computed outcome and its output images atomically."""
-        with self._lock:
-            self._db.execute("BEGIN")
-            try:
-                self._db.execute("DELETE FROM outputs WHERE task_id=?", (task_id,))
-                self._db.executemany("INSERT INTO outputs (task_id, idx, data) VALUES (?,?,?)",
-                                     [(task_id, i, b) for i, b in enumerate(outputs)])
-                self._db.execute(
-                    "UPDATE tasks SET computed_at=?, code=?, message=?, result=?, notes=? WHERE task_id=?",
-                    (computed_at, code, message, json.dumps(result) if result is not None else None,
-                     json.dumps(notes), task_id))
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+        with self._db.transaction() as db:
+            db.execute("DELETE FROM outputs WHERE task_id=?", (task_id,))
+            db.executemany("INSERT INTO outputs (task_id, idx, data) VALUES (?,?,?)",
+                           [(task_id, i, b) for i, b in enumerate(outputs)])
+            db.execute("UPDATE tasks SET computed_at=?, code=?, message=?, result=?, notes=? WHERE task_id=?",
+                       (computed_at, code, message, json.dumps(result) if result is not None else None,
+                        json.dumps(notes), task_id))
 
     def set_state(self, task_id: str, state: str) -> None:
         """Mark a task cancelled or lost."""
@@ -157,7 +147,7 @@ class Store:
     def outputs(self, task_id: str) -> list[bytes]:
         """The output images of a task, in order."""
         with self._lock:
-            rows = self._db.execute("SELECT data FROM outputs WHERE task_id=? ORDER BY idx", (task_id,)).fetchall()
+            rows = self._db.execute("SELECT data FROM outputs WHERE task_id=? ORDER BY idx", (task_id,))
         return [bytes(r[0]) for r in rows]
 
     def unfinished(self, access_key: str, now: float) -> int:
@@ -165,21 +155,21 @@ class Store:
         with self._lock:
             (n,) = self._db.execute(
                 "SELECT COUNT(*) FROM tasks WHERE access_key=? AND state='active' AND "
-                "(computed_at IS NULL OR computed_at > ? OR finish_at > ?)", (access_key, now, now)).fetchone()
+                "(computed_at IS NULL OR computed_at > ? OR finish_at > ?)", (access_key, now, now))[0]
         return int(n)
 
     def pending_computation(self) -> list[TaskRow]:
         """Accepted tasks whose output was never computed (e.g. the server was killed mid-way)."""
         with self._lock:
             rows = self._db.execute(
-                f"SELECT {_COLS} FROM tasks WHERE computed_at IS NULL AND state='active'").fetchall()  # noqa: S608
+                f"SELECT {_COLS} FROM tasks WHERE computed_at IS NULL AND state='active'")  # noqa: S608
         return [_row(r) for r in rows]
 
     def has_body(self, access_key: str, body_hash: str) -> bool:
         """Whether this access key already submitted an identical body (duplicate counter)."""
         with self._lock:
-            r = self._db.execute("SELECT 1 FROM tasks WHERE access_key=? AND body_hash=? LIMIT 1",
-                                 (access_key, body_hash)).fetchone()
+            r = _first(self._db.execute("SELECT 1 FROM tasks WHERE access_key=? AND body_hash=? LIMIT 1",
+                                        (access_key, body_hash)))
         return r is not None
 
     def purge(self, before: float) -> int:
@@ -196,7 +186,7 @@ class Store:
         """``(task_id, req_key, submitted_at, visible finish, state)`` for every task (benchmarks)."""
         with self._lock:
             rows = self._db.execute(
-                "SELECT task_id, req_key, submitted_at, finish_at, computed_at, state FROM tasks").fetchall()
+                "SELECT task_id, req_key, submitted_at, finish_at, computed_at, state FROM tasks")
         for tid, rk, sub, fin, comp, state in rows:
             yield tid, rk, sub, (max(fin, comp) if comp is not None else None), state
 
@@ -209,7 +199,7 @@ class Store:
     def get_file(self, token: str) -> tuple[bytes, str, float] | None:
         """``(data, mime, expires_at)`` of a served file."""
         with self._lock:
-            r = self._db.execute("SELECT data, mime, expires_at FROM files WHERE token=?", (token,)).fetchone()
+            r = _first(self._db.execute("SELECT data, mime, expires_at FROM files WHERE token=?", (token,)))
         return (bytes(r[0]), r[1], r[2]) if r else None
 
     def add_upload(self, upload_id: str, kind: str, task_id: str, access_key: str, request: dict[str, Any],
@@ -225,5 +215,5 @@ class Store:
         if table not in ("tasks", "outputs", "files", "uploads"):
             raise ValueError(table)
         with self._lock:
-            (n,) = self._db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()  # noqa: S608 - whitelisted name
+            (n,) = self._db.execute(f"SELECT COUNT(*) FROM {table}")[0]  # noqa: S608 - whitelisted name
         return int(n)

@@ -254,6 +254,7 @@ def _render_overlay(lay: _Layout) -> Image.Image:
     return overlay.crop((bx0 - cx0, by0 - cy0, bx1 - cx0, by1 - cy0))
 
 
+# long: the documented options, checked then drawn in one pass
 def apply_logo(
     image: Image.Image,
     *,

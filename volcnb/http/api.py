@@ -1,0 +1,284 @@
+"""The low-level API client: credentials, endpoints, pooled connections, one retry loop.
+
+``ApiClient`` holds no global state: two clients with different keys coexist. Its HTTP connections live
+in one ``httpx.AsyncClient`` per event loop (a pooled client must not outlive its loop), created lazily.
+Every call goes through :meth:`ApiClient._retrying`, which asks :func:`volcnb.protocol.retry.classify`
+what to do after a failure; result downloads included.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import weakref
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+import httpx
+
+from .._exceptions import (
+    AuthError,
+    RequestTimeoutError,
+    SubmitTimeoutError,
+    SubmitUncertainError,
+    TransportError,
+    ValidationError,
+    VolcError,
+)
+from .._sync import finish_on, run_sync
+from ..protocol import wire
+from ..protocol.options import AigcMeta, LogoInfo
+from ..protocol.retry import RetryPolicy, classify, retry_after_seconds
+from ..protocol.wire import ApiRequest, OpenApiReply, Reply
+from .auth import VolcAuth
+from .credentials import find_credentials
+from .iva import IvaUploads
+
+__all__ = ["ApiClient"]
+
+log = logging.getLogger("volcnb")
+T = TypeVar("T")
+
+USER_AGENT = "volcnb/0.1"
+#: Pooled connections are dropped after this many idle seconds, below common server keep-alive
+#: timeouts (uvicorn: 5 s, many gateways: 5–60 s), so a reused connection does not die mid-submit.
+KEEPALIVE_EXPIRY = 2.0
+#: Failures where the request provably never reached the server.
+_NEVER_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
+
+
+def check_endpoint(url: str, name: str = "endpoint") -> str:
+    """An ``http(s)://host[:port]`` base URL without a trailing slash, or a :class:`ValidationError`."""
+    parts = urlsplit(url) if isinstance(url, str) else None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValidationError(f"{name} must be an http(s) URL such as 'http://127.0.0.1:8000', got {url!r}",
+                              field=name, limit="http(s)://host[:port]")
+    return url.rstrip("/")
+
+
+class ApiClient:
+    """The signed calls of the Volcengine visual async APIs, with retries; no task handles.
+
+    Every argument is optional: keys are found as the official SDK finds them
+    (:func:`volcnb.http.credentials.find_credentials`). Calls are HTTPS by default. ``endpoint`` (e.g.
+    ``"http://127.0.0.1:8000"``) sends every service to one base URL (the simulator over HTTP);
+    ``transport`` is any ``httpx.AsyncBaseTransport`` (``httpx.ASGITransport`` for the in-process simulator).
+    """
+
+    def __init__(
+        self,
+        access_key: str | None = None,
+        secret_key: str | None = None,
+        session_token: str | None = None,
+        *,
+        region: str = wire.REGION,
+        endpoint: str | None = None,
+        iva_endpoint: str | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        timeout: float = 30.0,
+        connect_timeout: float = 10.0,
+        max_retries: int = 3,
+        retry: RetryPolicy | None = None,
+        keepalive_expiry: float = KEEPALIVE_EXPIRY,
+    ) -> None:
+        found = find_credentials(access_key, secret_key, session_token)
+        if found is None:
+            raise AuthError(
+                "no credentials: pass access_key= and secret_key=, set VOLC_ACCESSKEY / VOLC_SECRETKEY, "
+                "write ~/.volc/credentials, or call volcnb.use_simulator() to work offline",
+                code="MissingCredentials")
+        self.credentials = found.credentials
+        self.key_source = found.source
+        """Where the keys were found (``"arguments"``, ``"~/.volc/credentials"``, …); never a secret."""
+        self.region = region
+        self.cv_url = check_endpoint(endpoint or f"https://{wire.CV_HOST}")
+        self.iva_url = check_endpoint(iva_endpoint or endpoint or f"https://{wire.IVA_HOST}", "iva_endpoint")
+        self.transport = transport
+        self.timeout = httpx.Timeout(timeout, connect=connect_timeout)
+        self.retry = retry or RetryPolicy(max_retries=max_retries)
+        self.keepalive_expiry = keepalive_expiry
+        self._auth = {
+            wire.CV_SERVICE: VolcAuth(self.credentials, region=region, service=wire.CV_SERVICE),
+            wire.IVA_SERVICE: VolcAuth(self.credentials, region=region, service=wire.IVA_SERVICE),
+        }
+        self._http: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = (
+            weakref.WeakKeyDictionary())
+        self.simulator: Any = None
+        """The in-process simulator this client talks to, when made by :func:`volcnb.use_simulator`."""
+        self.iva = IvaUploads(self)
+        """IVA uploads: ``await client.iva.add_image(task_id, image)``."""
+
+    def __repr__(self) -> str:
+        where = "simulator (in-process)" if self.simulator is not None else self.cv_url
+        return f"<volcnb.{type(self).__name__} {where} access_key={self.credentials.access_key!r}>"
+
+    @property
+    def is_simulator(self) -> bool:
+        """True for a client made by :func:`volcnb.use_simulator`."""
+        return self.simulator is not None
+
+    # --- HTTP plumbing ------------------------------------------------------------------------
+
+    def _client_for_loop(self) -> httpx.AsyncClient:
+        loop = asyncio.get_running_loop()
+        http = self._http.get(loop)
+        if http is None or http.is_closed:
+            kwargs: dict[str, Any] = {
+                "timeout": self.timeout,
+                "headers": {"User-Agent": USER_AGENT},
+                "limits": httpx.Limits(max_connections=100, max_keepalive_connections=20,
+                                       keepalive_expiry=self.keepalive_expiry),
+            }
+            if self.transport is not None:
+                kwargs["transport"] = self.transport
+            http = httpx.AsyncClient(**kwargs)
+            self._http[loop] = http
+        return http
+
+    def _url(self, req: ApiRequest) -> str:
+        return self.iva_url if req.service == wire.IVA_SERVICE else self.cv_url
+
+    async def _post(self, req: ApiRequest) -> httpx.Response:
+        try:
+            return await self._client_for_loop().post(
+                self._url(req) + "/", params=req.query, content=req.body,
+                headers={"Content-Type": req.content_type}, auth=self._auth[req.service])
+        except httpx.TransportError as exc:
+            raise _transport_error(exc, req.action, req.task_id, req.req_key) from exc
+
+    async def _retrying(self, label: str, attempt: Callable[[], Awaitable[T]], *, idempotent: bool,
+                        task_id: str | None = None, req_key: str | None = None) -> T:
+        """Run ``attempt`` until it succeeds or :func:`classify` says to stop; the one retry loop."""
+        tries = 0
+        while True:
+            tries += 1
+            try:
+                return await attempt()
+            except VolcError as exc:
+                decision = classify(exc, idempotent=idempotent)
+                if decision == "uncertain":
+                    uncertain = SubmitTimeoutError if isinstance(exc, RequestTimeoutError) else SubmitUncertainError
+                    raise uncertain(
+                        f"{label} failed after the request was sent ({exc.message}); the task MAY exist on the "
+                        "server and was not re-submitted to avoid paying twice", req_key=req_key
+                    ) from (exc.__cause__ or exc)
+                too_long = exc.retry_after is not None and exc.retry_after > self.retry.max_retry_after
+                if decision == "retry" and tries <= self.retry.max_retries and not too_long:
+                    delay = self.retry.backoff(tries, exc.retry_after)
+                    log.info("volcnb: %s attempt %d failed (%s); retrying in %.2fs", label, tries, exc.message,
+                             delay)
+                    await self.retry.sleep(delay)
+                    continue
+                if exc.task_id is None:
+                    exc.task_id = task_id
+                raise
+
+    async def _call(self, req: ApiRequest, parse: Callable[[int, bytes, ApiRequest], T]) -> T:
+        async def attempt() -> T:
+            resp = await self._post(req)
+            try:
+                return parse(resp.status_code, resp.content, req)
+            except VolcError as err:
+                err.retry_after = retry_after_seconds(resp.headers)
+                raise
+
+        return await self._retrying(req.action, attempt, idempotent=req.idempotent, task_id=req.task_id,
+                                    req_key=req.req_key)
+
+    async def send_cv(self, req: ApiRequest) -> Reply:
+        """Send a CV-service call (service envelope) with the retry policy; raise a typed error."""
+        return await self._call(req, wire.parse_service_reply)
+
+    async def send_openapi(self, req: ApiRequest) -> OpenApiReply:
+        """Send an OpenAPI call (IVA; ``ResponseMetadata`` envelope) with the retry policy."""
+        return await self._call(req, wire.parse_openapi_reply)
+
+    async def download(self, url: str, *, max_bytes: int = 64 * 1024 * 1024) -> bytes:
+        """GET a result URL (unsigned) under the same retry decision; used at once since links expire."""
+
+        async def attempt() -> bytes:
+            try:
+                resp = await self._client_for_loop().get(url)
+            except httpx.TransportError as exc:
+                raise _transport_error(exc, f"downloading {url}") from exc
+            if resp.status_code != 200:
+                transient = resp.status_code >= 500 or resp.status_code == 429
+                err = TransportError(f"downloading {url} failed: HTTP {resp.status_code} "
+                                     f"{wire.snippet(resp.content, 80)!r}", status_code=resp.status_code,
+                                     retryable=transient)
+                err.retry_after = retry_after_seconds(resp.headers)
+                raise err
+            if len(resp.content) > max_bytes:
+                raise TransportError(f"downloading {url}: {len(resp.content)} bytes exceeds {max_bytes}",
+                                     retryable=False)
+            return resp.content
+
+        return await self._retrying("download", attempt, idempotent=True)
+
+    async def aclose(self) -> None:
+        """Close the pooled connections of the running loop (and, without blocking it, of other loops)."""
+        loop = asyncio.get_running_loop()
+        http = self._http.pop(loop, None)
+        if http is not None:
+            await http.aclose()
+        self.close()
+
+    def close(self) -> None:
+        """Close the pooled connections of every event loop this client has used; safe to call twice.
+
+        The client stays usable: a later call opens new connections. ``with volcnb.Client(...) as c:`` and
+        ``async with`` close on exit.
+        """
+        for loop, http in list(self._http.items()):
+            del self._http[loop]
+            if not http.is_closed:
+                finish_on(loop, http.aclose())
+
+    # --- the protocol -------------------------------------------------------------------------
+
+    async def submit_task(self, req_key: str, params: Mapping[str, Any]) -> tuple[str, Reply]:
+        """``CVSync2AsyncSubmitTask``: send the capability body as is; return ``(task_id, reply)``.
+
+        This is the raw call (no input checks); ``volcnb.submit`` is the friendly one.
+        """
+        reply = await self.send_cv(wire.build_submit(req_key, params))
+        return wire.submitted_task_id(reply), reply
+
+    async def get_result(
+        self,
+        req_key: str,
+        task_id: str,
+        *,
+        return_url: bool | None = None,
+        logo_info: LogoInfo | None = None,
+        aigc_meta: AigcMeta | None = None,
+    ) -> Reply:
+        """``CVSync2AsyncGetResult`` once (retried on transient faults); ``reply.data['status']`` says where it is."""
+        return await self.send_cv(wire.build_get_result(req_key, task_id, return_url=return_url,
+                                                        logo_info=logo_info, aigc_meta=aigc_meta))
+
+    async def cancel_task(self, req_key: str, task_id: str) -> Reply:
+        """``CVCancelTask`` (Version 2024-06-06). Known from the official SDK only; undocumented semantics."""
+        return await self.send_cv(wire.build_cancel(req_key, task_id))
+
+    def submit_task_sync(self, req_key: str, params: Mapping[str, Any]) -> tuple[str, Reply]:
+        """Blocking :meth:`submit_task`."""
+        return run_sync(self.submit_task(req_key, params))
+
+    def get_result_sync(self, req_key: str, task_id: str, **options: Any) -> Reply:
+        """Blocking :meth:`get_result`."""
+        return run_sync(self.get_result(req_key, task_id, **options))
+
+    def cancel_task_sync(self, req_key: str, task_id: str) -> Reply:
+        """Blocking :meth:`cancel_task`."""
+        return run_sync(self.cancel_task(req_key, task_id))
+
+
+def _transport_error(exc: httpx.TransportError, label: str, task_id: str | None = None,
+                     req_key: str | None = None) -> TransportError:
+    """The volcnb error for an httpx failure: a timeout or not, and whether the request may have arrived."""
+    text = str(exc) or type(exc).__name__
+    cls = RequestTimeoutError if isinstance(exc, httpx.TimeoutException) else TransportError
+    return cls(f"{label} failed: {type(exc).__name__}: {text}", sent=not isinstance(exc, _NEVER_SENT),
+               task_id=task_id, req_key=req_key)
