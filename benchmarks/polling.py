@@ -51,12 +51,12 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import volcnb  # noqa: E402
+from volcnb.sim import DEFAULT_ACCESS_KEY, DEFAULT_SECRET_KEY  # noqa: E402
 from volcnb.tasks.adaptive import AdaptivePoller  # noqa: E402
 from volcnb.tasks.lognormal import dp as _dp  # noqa: E402
 from volcnb.tasks.lognormal import fresh as _fresh  # noqa: E402
 from volcnb.tasks.lognormal import lognormal_cdf_mean as _lognormal_cdf_mean  # noqa: E402
 from volcnb.tasks.polling import FixedPoller, Poller  # noqa: E402
-from volcnb.sim import DEFAULT_ACCESS_KEY, DEFAULT_SECRET_KEY  # noqa: E402
 
 QUEUE_TIME = 0.05  # the simulator's default in_queue time
 

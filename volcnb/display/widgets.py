@@ -238,7 +238,7 @@ class TaskView(_DisplayMixin, _VBox):  # type: ignore[misc]
 
 
 class BatchView(_DisplayMixin, _VBox):  # type: ignore[misc]
-    """One bar and per-status counts for many tasks (what ``volcnb.map`` shows).
+    """One bar and per-status counts for many tasks.
 
     Parts: ``label`` (HTML), ``bar`` (FloatProgress 0..1, the mean stage of the tasks), ``counts``
     (HTML: ``3/5 done · 1 generating · 1 failed``, polls, elapsed), ``failures`` (the most common error

@@ -41,7 +41,8 @@ import dataclasses
 
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
-from volcnb._font import load_font, missing_glyphs
+from .._font import load_font, missing_glyphs
+from ..protocol.options import logo_issues
 
 __all__ = ["LABELS", "apply_logo", "logo_box", "wrap_text"]
 
@@ -75,10 +76,9 @@ class _Layout:
 
 
 def _check(position: int, language: int) -> None:
-    if position not in (0, 1, 2, 3) or isinstance(position, bool):
-        raise ValueError(f"position must be 0, 1, 2 or 3, got {position!r}")
-    if language not in (0, 1) or isinstance(language, bool):
-        raise ValueError(f"language must be 0 (Chinese) or 1 (English), got {language!r}")
+    issues = [i for i in logo_issues({"position": position, "language": language}) if i.severity == "error"]
+    if issues:
+        raise ValueError(issues[0].message)
 
 
 def _is_cjk(ch: str) -> bool:

@@ -301,7 +301,7 @@ class AdaptivePoller:
                 _wake(key)
             elif len(key.done) <= 30:  # while learning, every finished task counts at once
                 self._request_refit(key)
-            task_id = getattr(task, "task_id", None)
+            task_id = task.task_id
             self._history.append(TaskRecord(key.req_key, task_id if isinstance(task_id, str) else st.task_id,
                                             st.polls, lo, hi, self._est_lag(key, lo, hi)))
         else:  # failed / cancelled / expired: no service-time information
@@ -363,8 +363,8 @@ class AdaptivePoller:
         st = self._lookup(task)
         if st is None:
             sub = task.submitted_monotonic
-            known = sub is not None and getattr(task, "submitted_at", 0.0) is not None
-            task_id = getattr(task, "task_id", None)
+            known = sub is not None and task.submitted_at is not None
+            task_id = task.task_id
             st = _TaskState(key=self._key(task.req_key), task_id=task_id if isinstance(task_id, str) else None,
                             submitted=sub if sub is not None and known else self.clock(), known_age=known)
             try:
@@ -517,7 +517,7 @@ class AdaptivePoller:
             target = max(age, last) + self._fallback(max(age, last))
         target = age + max(0.0, target - age) * self._jit()
         target = min(target, max(age, last + self.cap))
-        deadline = getattr(task, "deadline", None) or self.deadline
+        deadline = task.deadline or self.deadline
         if isinstance(deadline, (int, float)) and deadline > 0:
             final = deadline - min(1.0, 0.02 * deadline)
             if age < final < target:

@@ -20,9 +20,9 @@ from ..protocol import wire
 from ..protocol.options import AigcMeta, LogoInfo
 from ..protocol.wire import Reply, Status
 from ..results import Result
-from .ports import default_client, presenter
 from .adaptive import AdaptivePoller
 from .polling import Poller
+from .ports import default_client, presenter
 
 if TYPE_CHECKING:
     from ..http.api import ApiClient
