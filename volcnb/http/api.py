@@ -114,6 +114,14 @@ class ApiClient:
         return f"<volcnb.{type(self).__name__} {where} access_key={self.credentials.access_key!r}>"
 
     @property
+    def backend_id(self) -> str:
+        """Which service this client talks to, as stores that outlive a process tell backends apart: the
+        in-process simulator by its instance id, anything else by base URL and access key id (never a secret)."""
+        if self.simulator is not None:
+            return f"sim:{self.simulator.instance_id}"
+        return f"{self.cv_url}|{self.credentials.access_key}"
+
+    @property
     def is_simulator(self) -> bool:
         """True for a client made by :func:`volcnb.use_simulator`."""
         return self.simulator is not None

@@ -98,6 +98,8 @@ class Engine:
         self._futures: dict[str, concurrent.futures.Future[None]] = {}
         self._lock = threading.Lock()
         self._last_purge = float("-inf")
+        self.instance_id = self.store.instance_id()
+        """Who issued these task ids: stable across restarts with a ``db``, fresh for an in-memory store."""
         for row in self.store.pending_computation():  # never lose an accepted task across a restart
             self._schedule(row)
 

@@ -9,6 +9,7 @@ recomputed on start-up: an accepted task is never lost.
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,7 +57,12 @@ CREATE TABLE IF NOT EXISTS uploads (
     size       INTEGER NOT NULL,
     created_at REAL NOT NULL
 );
-""",)
+""", """
+CREATE TABLE IF NOT EXISTS meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+""")
 
 
 @dataclass
@@ -112,6 +118,16 @@ class Store:
     def close(self) -> None:
         """Close the database."""
         self._db.close()
+
+    def instance_id(self) -> str:
+        """This store's identity, made once and kept in the database (so a ``db`` file keeps it)."""
+        with self._db.transaction() as db:
+            row = db.execute("SELECT value FROM meta WHERE key='instance_id'").fetchone()
+            if row:
+                return str(row[0])
+            value = uuid.uuid4().hex
+            db.execute("INSERT INTO meta (key, value) VALUES ('instance_id', ?)", (value,))
+            return value
 
     def add_task(self, row: TaskRow) -> None:
         """Insert an accepted task (committed before the reply is sent)."""
