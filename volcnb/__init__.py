@@ -36,6 +36,7 @@ from ._exceptions import (
     VolcError,
     VolcnbWarning,
 )
+from ._many import map, resume, status, sweep
 from ._verbs import Client, get_default_client, run, set_default_client, submit, use_simulator
 from .http.auth import VolcAuth
 from .http.iva import IvaUploads
@@ -45,6 +46,8 @@ from .protocol.retry import RetryPolicy
 from .protocol.signing import Credentials
 from .results import Result, SegmentationResult
 from .tasks import AdaptivePoller, BackoffPoller, FixedPoller, Task
+from .tasks.batch import Batch, BatchItem, PossiblyCreatedError
+from .tasks.journal import Journal
 
 __version__ = "0.1.0"
 
@@ -54,6 +57,8 @@ __all__ = [
     "APIError",
     "AuthError",
     "BackoffPoller",
+    "Batch",
+    "BatchItem",
     "BatchView",
     "CAPABILITIES",
     "Capability",
@@ -69,14 +74,18 @@ __all__ = [
     "get_default_client",
     "InvalidArgumentError",
     "IvaUploads",
+    "Journal",
     "LogoInfo",
+    "map",
     "overlay_contours",
     "overlay_contours_image",
     "Param",
+    "PossiblyCreatedError",
     "ProtocolError",
     "RateLimitError",
     "RequestTimeoutError",
     "Result",
+    "resume",
     "RetryPolicy",
     "run",
     "SegmentationResult",
@@ -85,7 +94,9 @@ __all__ = [
     "show_mask",
     "show_segmentation",
     "SignatureError",
+    "status",
     "submit",
+    "sweep",
     "SubmitTimeoutError",
     "SubmitUncertainError",
     "Task",

@@ -33,17 +33,19 @@ MAX_THUMBS = 6
 LABELS: dict[str, str] = {
     "submitting": "submitting", "in_queue": "queued", "generating": "generating", "done": "done",
     "failed": "failed", "cancelled": "cancelled", "not_found": "not found", "expired": "expired",
+    "pending": "pending", "invalid": "invalid", "possibly_created": "possibly created",
 }
 """What the status chip says for each task status."""
 
 BAR_STYLES: dict[str, str] = {
     "submitting": "", "in_queue": "", "generating": "info", "done": "success", "failed": "danger",
-    "cancelled": "warning", "not_found": "danger", "expired": "danger",
+    "cancelled": "warning", "not_found": "danger", "expired": "danger", "pending": "", "invalid": "danger",
+    "possibly_created": "warning",
 }
 """ipywidgets ``bar_style`` per status, in tqdm's convention (red on failure, green on completion)."""
 
 COLORS = {"": "#757575", "info": "#0288d1", "success": "#388e3c", "danger": "#d32f2f", "warning": "#f57c00"}
-TERMINAL = frozenset({"done", "failed", "cancelled"})
+TERMINAL = frozenset({"done", "failed", "cancelled", "expired", "invalid", "possibly_created"})
 
 
 def secrets_of(task: Any) -> list[str]:

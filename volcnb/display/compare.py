@@ -32,6 +32,8 @@ LANGUAGE_LABELS: dict[int, str] = {0: "中文", 1: "English"}
 
 
 def _first_image(item: Any) -> Image.Image | None:
+    if item is None:  # a batch item that did not finish
+        return None
     if isinstance(item, Image.Image):
         return item
     if hasattr(item, "images"):
@@ -49,9 +51,17 @@ def _default_label(item: Any, i: int) -> str:
     return f"#{i}"
 
 
-def compare(results: Sequence[Any], labels: Sequence[str] | None = None, *, ncols: int | None = None) -> Figure:
+def compare(results: Sequence[Any] | Any, labels: Sequence[str] | None = None, *, ncols: int | None = None) -> Figure:
     """A grid of the first picture of each result (``Result``, finished ``Task`` or PIL image), titled
-    by ``labels`` (Chinese is fine); return the figure (new, not pyplot)."""
+    by ``labels`` (Chinese is fine); return the figure (new, not pyplot). Given a batch from
+    :func:`volcnb.sweep`, the panels are labelled by the swept parameters (``cfg=3 · seed=1``)."""
+    if hasattr(results, "items") and hasattr(results, "swept"):  # a Batch: label by what a sweep varied
+        batch: Any = results
+        if labels is None and batch.swept:
+            labels = [" · ".join(f"{k}={i.params.get(k)}" for k in batch.swept) for i in batch.items]
+        elif labels is None:
+            labels = [i.label for i in batch.items]
+        results = batch.results
     items = list(results)
     if not items:
         raise ValueError("compare() needs at least one result")

@@ -32,7 +32,8 @@ def bar(fraction: float, width: int = BAR_WIDTH) -> str:
 
 
 #: How far each status is along the bar (the API gives no percentage; stages are what we know).
-STAGE = {"submitting": 0.05, "in_queue": 0.2, "generating": 0.55, "done": 1.0, "failed": 1.0, "cancelled": 1.0}
+STAGE = {"pending": 0.0, "submitting": 0.05, "in_queue": 0.2, "generating": 0.55, "done": 1.0, "failed": 1.0,
+         "cancelled": 1.0, "expired": 1.0, "invalid": 1.0, "possibly_created": 1.0}
 
 
 class TextProgress:
@@ -89,4 +90,57 @@ class TextProgress:
         self.update(force=True)
         if self.tty:
             self.stream.write("\n")
+        self.stream.flush()
+
+
+def clock(seconds: float) -> str:
+    """``01:05`` (or ``1:02:03``), as tqdm prints times."""
+    s = int(max(0.0, seconds))
+    h, rest = divmod(s, 3600)
+    return f"{h}:{rest // 60:02d}:{rest % 60:02d}" if h else f"{rest // 60:02d}:{rest % 60:02d}"
+
+
+def batch_line(batch: Any) -> str:
+    """tqdm-style: ``saliency_seg ████░░ 42/100 [00:13<00:19, 3.10 it/s] · 8 generating · 1 failed``."""
+    counts = batch.counts()
+    ended = sum(n for s, n in counts.items() if STAGE.get(s, 0.0) >= 1.0)
+    total = batch.total
+    frac = ended / total if total else 0.0
+    elapsed = (batch.finished_at or time.monotonic()) - batch.started_at
+    eta = batch.eta()
+    timing = f"[{clock(elapsed)}<{clock(eta) if eta is not None else '?'}, {batch.throughput():.2f} it/s]"
+    rest = [f"{counts[s]} {s.replace('_', ' ')}" for s in ("submitting", "in_queue", "generating", "failed",
+                                                           "possibly_created", "expired", "invalid", "cancelled")
+            if counts.get(s)]
+    head = f"{batch.label} {bar(frac)} {ended}/{total if total is not None else '?'} {timing}"
+    return " · ".join([head, *rest])
+
+
+class BatchProgress:
+    """One progress line for a whole batch (terminals and logs); nothing per task."""
+
+    def __init__(self, batch: Any, *, stream: TextIO | None = None, min_interval: float = 0.2) -> None:
+        self.batch = batch
+        self.stream = stream or sys.stderr
+        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.min_interval = min_interval if self.tty else 5.0
+        self._last = float("-inf")
+        self._closed = False
+        batch.on_change(lambda _b: self.update())
+
+    def update(self, *, force: bool = False) -> None:
+        """Redraw, throttled (every ``min_interval`` on a TTY, every 5 s on a pipe), and once at the end."""
+        if self._closed:
+            return
+        now = time.monotonic()
+        finished = self.batch.done
+        if not force and not finished and now - self._last < self.min_interval:
+            return
+        self._last = now
+        text = batch_line(self.batch)
+        self.stream.write(("\r\x1b[2K" + text) if self.tty else text + "\n")
+        if finished:
+            self._closed = True
+            if self.tty:
+                self.stream.write("\n")
         self.stream.flush()

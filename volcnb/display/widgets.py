@@ -48,7 +48,8 @@ from .cards import (
     task_line,
     thumbnails_html,
 )
-from .progress import STAGE, bar, summarize
+from ..results.render import figure_html, figures_html
+from .progress import STAGE, bar, batch_line, summarize
 
 if TYPE_CHECKING:
     import asyncio
@@ -244,20 +245,27 @@ class BatchView(_DisplayMixin, _VBox):  # type: ignore[misc]
     (HTML: ``3/5 done · 1 generating · 1 failed``, polls, elapsed), ``failures`` (the most common error
     messages). ``bar_style`` ends ``'success'`` (all done), ``'warning'`` (some failed) or ``'danger'``
     (none done). Redrawn at most once per ``min_interval`` seconds, and at once when the last task ends.
+    Given a ``batch`` (what :func:`volcnb.map` shows), it follows the batch's items as they are read, the
+    bar is the fraction ended, the counts add throughput and ETA (tqdm style), ``failures`` is a table of
+    the failed items with their errors and ``gallery`` holds thumbnails of the latest results.
     """
 
-    def __init__(self, tasks: Iterable[Task] = (), *, title: str | None = None,
+    def __init__(self, tasks: Iterable[Task] = (), *, batch: Any = None, title: str | None = None,
                  min_interval: float = MIN_INTERVAL) -> None:
         w = _ipw
         assert w is not None
-        self.tasks: list[Task] = []
-        self.title = title
+        self.tasks: list[Any] = []
+        self.batch = batch
+        self.title = title or (batch.label if batch is not None else None)
         self.label = w.HTML()
         self.bar = w.FloatProgress(value=0.0, min=0.0, max=1.0, layout=w.Layout(width="240px"))
         self.counts = w.HTML()
         self.failures = w.HTML()
+        self.gallery = w.HTML()
+        """Thumbnails of the latest results (batches)."""
+        self._gallery_of: tuple[int, ...] = ()
         head = w.HBox([self.label, self.bar, self.counts], layout=w.Layout(align_items="center", grid_gap="8px"))
-        super().__init__([head, self.failures])
+        super().__init__([head, self.failures, self.gallery])
         self.add_class("volcnb-batchview")
         self.started = time.monotonic()
         self._secrets: list[str] = []
@@ -265,7 +273,18 @@ class BatchView(_DisplayMixin, _VBox):  # type: ignore[misc]
         self._throttle = _Throttle(self._render, min_interval)
         for t in tasks:
             self.add(t, redraw=False)
+        if batch is not None:
+            for item in batch.items:
+                self.add(item, redraw=False)
+            batch.on_change(self._on_batch)
         self._throttle.flush()
+
+    def _on_batch(self, batch: Any) -> None:
+        for item in batch.items[len(self.tasks):]:
+            self.add(item, redraw=False)
+        self._throttle(force=batch.done)
+        if batch.done:
+            self._final_update()
 
     @property
     def renders(self) -> int:
@@ -285,6 +304,8 @@ class BatchView(_DisplayMixin, _VBox):  # type: ignore[misc]
             self._throttle()
 
     def _all_done(self) -> bool:
+        if self.batch is not None:
+            return bool(self.batch.done)
         return bool(self.tasks) and len(self._ended) >= len(self.tasks)
 
     def _on_change(self, task: Task) -> None:
@@ -322,14 +343,48 @@ class BatchView(_DisplayMixin, _VBox):  # type: ignore[misc]
         return "info" if counts.get("generating") else ""
 
     def _summary(self) -> str:
+        if self.batch is not None:
+            return batch_line(self.batch).split(" ", 2)[2]  # without the label and the text bar
         polls = sum(t.polls for t in self.tasks)
         return f"{summarize(self.tasks)} · {polls} polls · {time.monotonic() - self.started:.1f} s"
 
+    def fraction_batch(self) -> float:
+        counts = Counter(status_of(t) for t in self.tasks)
+        ended = sum(n for s, n in counts.items() if s in TERMINAL)
+        total = self.batch.total if self.batch is not None and self.batch.total else len(self.tasks)
+        return ended / total if total else 0.0
+
     def text(self) -> str:
         """The plain-text progress line."""
+        if self.batch is not None:
+            return scrub(batch_line(self.batch), self._secrets)
         return scrub(f"{self._title()} {bar(self.fraction(), 16)} {self._summary()}", self._secrets)
 
+    def _gallery_html(self) -> str:
+        latest = list(self.batch.latest) if self.batch is not None else []
+        key = tuple(id(r) for r in latest)
+        if key == self._gallery_of:
+            return str(self.gallery.value)
+        self._gallery_of = key
+        figures = [figure_html(r.images[0], f"…{r.task_id[-6:]}", side=96) for r in reversed(latest) if _has_image(r)]
+        return scrub(figures_html(figures), self._secrets) if figures else ""
+
+    def _failures_table(self) -> str:
+        bad = [t for t in self.tasks if status_of(t) not in ("done", "pending", "submitting", "in_queue",
+                                                              "generating")]
+        if not bad:
+            return ""
+        rows = "".join(
+            f"<tr><td>#{getattr(t, 'index', '')}</td><td><code>{html.escape(str(getattr(t, 'label', '')))}</code></td>"
+            f"<td>{html.escape(status_of(t))}</td><td>{html.escape(scrub(error_text(t) or '', self._secrets))}</td></tr>"
+            for t in bad[-8:])
+        more = f"<div>… {len(bad) - 8} more in batch.failed</div>" if len(bad) > 8 else ""
+        return (f"<table style='font-size:12px;color:{COLORS['danger']}'><tr><th>item</th><th>input</th>"
+                f"<th>status</th><th>error</th></tr>{rows}</table>{more}")
+
     def _failures_html(self) -> str:
+        if self.batch is not None:
+            return self._failures_table()
         errors = Counter(error_text(t) or status_of(t) for t in self.tasks if status_of(t) in ("failed", "cancelled"))
         if not errors:
             return ""
@@ -340,10 +395,12 @@ class BatchView(_DisplayMixin, _VBox):  # type: ignore[misc]
 
     def _render(self) -> None:
         self.label.value = f"<code>{html.escape(self._title())}</code>"
-        self.bar.value = self.fraction()
+        self.bar.value = self.fraction_batch() if self.batch is not None else self.fraction()
         self.bar.bar_style = self.bar_style()
         self.counts.value = html.escape(self._summary())
         self.failures.value = self._failures_html()
+        if self.batch is not None:
+            self.gallery.value = self._gallery_html()
 
 
 # --- the text fallback --------------------------------------------------------------------------------
@@ -376,15 +433,20 @@ class _LineView:
 
 
 class _BatchLineView(_LineView):
-    def __init__(self, tasks: Sequence[Task], *, min_interval: float = MIN_INTERVAL) -> None:
+    def __init__(self, tasks: Sequence[Task], *, batch: Any = None, min_interval: float = MIN_INTERVAL) -> None:
         self.tasks = list(tasks)
+        self.batch = batch
         self.started = time.monotonic()
         self._handle = _display(self)
         self._throttle = _Throttle(self._update, min_interval)
         for t in self.tasks:
             t.on_change(self._on_change)
+        if batch is not None:
+            batch.on_change(lambda b: self._throttle(force=b.done))
 
     def _line(self) -> str:
+        if self.batch is not None:
+            return batch_line(self.batch)
         key = self.tasks[0].req_key if self.tasks else "volcnb"
         frac = sum(STAGE.get(status_of(t), 0.0) for t in self.tasks) / max(1, len(self.tasks))
         return f"{key} {bar(frac, 16)} {summarize(self.tasks)} · {time.monotonic() - self.started:.1f} s"
@@ -400,6 +462,13 @@ class _BatchLineView(_LineView):
 
     def _on_change(self, task: Task) -> None:
         self._throttle(force=all(status_of(t) in TERMINAL for t in self.tasks))
+
+
+def _has_image(result: Any) -> bool:
+    try:
+        return bool(result.images)
+    except Exception:
+        return False
 
 
 def _display(obj: object) -> Any:
@@ -446,7 +515,8 @@ def show_task(task: Task, *, widgets: bool | None = None) -> Any:
     return view
 
 
-def show_batch(tasks: Sequence[Task], *, title: str | None = None, widgets: bool | None = None) -> Any:
+def show_batch(tasks: Sequence[Task] = (), *, batch: Any = None, title: str | None = None,
+               widgets: bool | None = None) -> Any:
     """Show one progress view for many tasks in a notebook (a :class:`BatchView`); return it, or ``None``
     outside a notebook. Same fallbacks as :func:`show_task`; add tasks later with ``view.add(task)``."""
     from .env import in_notebook
@@ -455,10 +525,10 @@ def show_batch(tasks: Sequence[Task], *, title: str | None = None, widgets: bool
         return None
     try:
         if _use_widgets(widgets):
-            view: Any = BatchView(tasks, title=title)
+            view: Any = BatchView(tasks, batch=batch, title=title)
             view.display()
         else:
-            view = _BatchLineView(tasks)
+            view = _BatchLineView(tasks, batch=batch)
     except Exception as exc:
         warnings.warn(f"volcnb: could not show a progress view ({exc!r}); the tasks run on", stacklevel=2)
         return None

@@ -235,6 +235,18 @@ class Result:
         _atomic_write(folder / f"{stem}.json", text.encode("utf-8"))
         return paths
 
+    @classmethod
+    def load(cls, sidecar: str | os.PathLike[str], *, input_images: Iterable[Image.Image | None] = ()) -> Result:
+        """A result written by :meth:`save`, from its JSON sidecar (the pictures beside it are read as
+        saved, decoded only when used): how a batch's results come back from disk."""
+        path = pathlib.Path(sidecar)
+        meta = json.loads(path.read_text(encoding="utf-8"))
+        res = cls.from_data(req_key=meta["req_key"], task_id=meta["task_id"], data=meta.get("data") or {},
+                            request_id=meta.get("request_id"), time_elapsed=meta.get("time_elapsed"),
+                            input_images=input_images, options=meta.get("options"))
+        res._sources_cache = [(name, (path.parent / name).read_bytes()) for name in meta.get("images", [])]
+        return res
+
     # --- display -------------------------------------------------------------------------------
 
     def _summary(self) -> list[tuple[str, str]]:
