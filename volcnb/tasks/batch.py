@@ -313,15 +313,17 @@ class Batch:
         slots = asyncio.Semaphore(self.concurrency)
         limiter = AsyncLimiter(1, 1.0 / self.qps) if self.qps else None
         try:
-            for item in self._new_items():
-                if self.cancelled:
-                    break
-                await slots.acquire()
-                job = asyncio.get_running_loop().create_task(self._one(item, slots, limiter))
-                self._inflight.add(job)
-                job.add_done_callback(self._inflight.discard)
-            while self._inflight:
-                await asyncio.gather(*list(self._inflight), return_exceptions=True)
+            try:
+                for item in self._new_items():
+                    if self.cancelled:
+                        break
+                    await slots.acquire()
+                    job = asyncio.get_running_loop().create_task(self._one(item, slots, limiter))
+                    self._inflight.add(job)
+                    job.add_done_callback(self._inflight.discard)
+            finally:  # the inputs failed (or we were cancelled): what was submitted still finishes
+                while self._inflight:
+                    await asyncio.gather(*list(self._inflight), return_exceptions=True)
         finally:
             self.finished_at = time.monotonic()
             self._changed(None)
