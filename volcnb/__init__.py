@@ -20,6 +20,7 @@ from ._exceptions import (
     ConcurrencyLimitError,
     ContentRiskError,
     InvalidArgumentError,
+    PossiblyCreatedError,
     ProtocolError,
     RateLimitError,
     RequestTimeoutError,
@@ -46,7 +47,7 @@ from .protocol.retry import RetryPolicy
 from .protocol.signing import Credentials
 from .results import Result, SegmentationResult
 from .tasks import AdaptivePoller, BackoffPoller, FixedPoller, Task
-from .tasks.batch import Batch, BatchItem, PossiblyCreatedError
+from .tasks.batch import Batch, BatchItem
 from .tasks.journal import Journal
 
 __version__ = "0.1.0"
@@ -96,9 +97,9 @@ __all__ = [
     "SignatureError",
     "status",
     "submit",
-    "sweep",
     "SubmitTimeoutError",
     "SubmitUncertainError",
+    "sweep",
     "Task",
     "TaskCancelledError",
     "TaskExpiredError",

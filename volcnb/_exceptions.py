@@ -35,12 +35,12 @@ from __future__ import annotations
 from typing import ClassVar
 
 __all__ = [
-    "VolcnbWarning",
     "APIError",
     "AuthError",
     "ConcurrencyLimitError",
     "ContentRiskError",
     "InvalidArgumentError",
+    "PossiblyCreatedError",
     "ProtocolError",
     "RateLimitError",
     "RequestTimeoutError",
@@ -55,6 +55,7 @@ __all__ = [
     "TransportError",
     "ValidationError",
     "VolcError",
+    "VolcnbWarning",
 ]
 
 
@@ -225,6 +226,14 @@ class SubmitUncertainError(TransportError):
 
 class SubmitTimeoutError(SubmitUncertainError, TimeoutError):
     """A submit timed out after it was sent (the task MAY exist); also a builtin ``TimeoutError``."""
+
+
+class PossiblyCreatedError(SubmitUncertainError):
+    """The submit was sent but no answer came back (or the process died first): the task MAY exist.
+
+    volcnb never resubmits it on its own (the API has no idempotency key, so that could pay twice):
+    check the console, then ``batch.retry_failed()`` or ``volcnb.map(..., fresh=True)`` to submit again.
+    """
 
 
 class TaskTimeoutError(VolcError, TimeoutError):

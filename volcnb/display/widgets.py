@@ -32,6 +32,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .._sync import running_loop
+from ..results.render import figure_html, figures_html
 from .cards import (
     BAR_STYLES,
     COLORS,
@@ -48,7 +49,6 @@ from .cards import (
     task_line,
     thumbnails_html,
 )
-from ..results.render import figure_html, figures_html
 from .progress import STAGE, bar, batch_line, summarize
 
 if TYPE_CHECKING:
@@ -348,7 +348,7 @@ class BatchView(_DisplayMixin, _VBox):  # type: ignore[misc]
         polls = sum(t.polls for t in self.tasks)
         return f"{summarize(self.tasks)} · {polls} polls · {time.monotonic() - self.started:.1f} s"
 
-    def fraction_batch(self) -> float:
+    def _fraction_batch(self) -> float:
         counts = Counter(status_of(t) for t in self.tasks)
         ended = sum(n for s, n in counts.items() if s in TERMINAL)
         total = self.batch.total if self.batch is not None and self.batch.total else len(self.tasks)
@@ -395,7 +395,7 @@ class BatchView(_DisplayMixin, _VBox):  # type: ignore[misc]
 
     def _render(self) -> None:
         self.label.value = f"<code>{html.escape(self._title())}</code>"
-        self.bar.value = self.fraction_batch() if self.batch is not None else self.fraction()
+        self.bar.value = self._fraction_batch() if self.batch is not None else self.fraction()
         self.bar.bar_style = self.bar_style()
         self.counts.value = html.escape(self._summary())
         self.failures.value = self._failures_html()

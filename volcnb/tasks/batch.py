@@ -11,7 +11,6 @@ and to the items, which look like tasks (``status``, ``polls``, ``error``, ``on_
 from __future__ import annotations
 
 import asyncio
-import glob as globlib
 import hashlib
 import json
 import os
@@ -24,9 +23,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aiolimiter import AsyncLimiter
-from PIL import Image
 
 from .._exceptions import (
+    PossiblyCreatedError,
     SubmitUncertainError,
     TaskCancelledError,
     TaskExpiredError,
@@ -39,6 +38,7 @@ from .._exceptions import (
 from .._sync import run_sync, running_loop
 from ..protocol.submission import prepare_submit
 from ..results import Result
+from .inputs import describe, file_stem, iter_inputs, open_input, reopen, split_item
 from .journal import Journal
 from .polling import Poller
 from .task import Task
@@ -46,7 +46,7 @@ from .task import Task
 if TYPE_CHECKING:
     from ..http.api import ApiClient
 
-__all__ = ["DEFAULT_CONCURRENCY", "Batch", "BatchItem", "PossiblyCreatedError", "iter_inputs"]
+__all__ = ["DEFAULT_CONCURRENCY", "Batch", "BatchItem"]
 
 DEFAULT_CONCURRENCY = 32
 """Unfinished tasks per batch unless ``concurrency=`` says otherwise (the client's cap and its backing
@@ -54,17 +54,8 @@ off on 50430 apply on top)."""
 BATCH_DEADLINE = 1800.0
 """How long a batch waits for one task after its submit before reporting it as timed out (it stays in
 the journal as unfinished, so :func:`volcnb.resume` picks it up)."""
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff"})
 GALLERY = 8
 """How many of the latest results a batch keeps decoded for its view's gallery."""
-
-
-class PossiblyCreatedError(SubmitUncertainError):
-    """The submit was sent but no answer came back (or the process died first): the task MAY exist.
-
-    volcnb never resubmits it on its own (the API has no idempotency key, so that could pay twice):
-    check the console, then ``batch.retry_failed()`` or ``volcnb.map(..., fresh=True)`` to submit again.
-    """
 
 
 class BatchItem:
@@ -136,7 +127,7 @@ class BatchItem:
         sidecars = [f for f in self.files if f.endswith(".json")]
         if not sidecars:
             return None
-        inputs = [_open_input(self.source)] if self.source is not None else []
+        inputs = [open_input(self.source)] if self.source is not None else []
         return Result.load(sidecars[0], input_images=inputs)
 
 
@@ -165,15 +156,7 @@ class Batch:
         batch_id: str | None = None,
         entries: Iterable[Any] | None = None,
     ) -> None:
-        if concurrency is not None and (isinstance(concurrency, bool) or not isinstance(concurrency, int)
-                                        or concurrency < 1):
-            raise ValidationError(f"concurrency must be an integer ≥ 1, got {concurrency!r}", field="concurrency",
-                                  limit="≥ 1")
-        if qps is not None and (isinstance(qps, bool) or not isinstance(qps, (int, float)) or not qps > 0):
-            raise ValidationError(f"qps must be a number > 0, got {qps!r}", field="qps", limit="> 0")
-        if isinstance(deadline, bool) or not isinstance(deadline, (int, float)) or not deadline > 0:
-            raise ValidationError(f"deadline must be a number of seconds > 0, got {deadline!r}", field="deadline",
-                                  limit="> 0")
+        _check(concurrency, qps, deadline)
         self.req_key = req_key
         self.client = client
         self.concurrency = concurrency or DEFAULT_CONCURRENCY
@@ -203,20 +186,26 @@ class Batch:
         else:  # resume(): journaled entries, no inputs
             self.total = len(self._entries)
         self.out_dir = Path(out_dir).resolve() if out_dir is not None else None
-        if self.journal is not None:
-            recorded = self.journal.batch(batch_id) if batch_id else None
-            if recorded is None:
-                batch_id = batch_id or uuid.uuid4().hex[:12]
-                if self.out_dir is None:  # results stream to disk: default beside the journal
-                    self.out_dir = self.journal.folder / "batches" / batch_id
-                self.journal.new_batch(batch_id, self.backend, req_key, self.label, str(self.out_dir))
-            elif self.out_dir is None and recorded["out_dir"]:
-                self.out_dir = Path(recorded["out_dir"])
+        batch_id = self._register(batch_id)
         self.batch_id = batch_id
         self._listeners: list[Callable[[Batch], None]] = []
         self._runner: asyncio.Task[Batch] | None = None
         self._inflight: set[asyncio.Task[None]] = set()
         self._counts: Counter[str] = Counter()
+
+    def _register(self, batch_id: str | None) -> str | None:
+        """Record the batch in the journal (or find it there); choose ``out_dir`` if none was given."""
+        if self.journal is None:
+            return batch_id
+        recorded = self.journal.batch(batch_id) if batch_id else None
+        if recorded is None:
+            batch_id = batch_id or uuid.uuid4().hex[:12]
+            if self.out_dir is None:  # results stream to disk: default beside the journal
+                self.out_dir = self.journal.folder / "batches" / batch_id
+            self.journal.new_batch(batch_id, self.backend, self.req_key, self.label, str(self.out_dir))
+        elif self.out_dir is None and recorded["out_dir"]:
+            self.out_dir = Path(recorded["out_dir"])
+        return batch_id
 
     # --- state -------------------------------------------------------------------------------
 
@@ -308,13 +297,14 @@ class Batch:
             self._runner.add_done_callback(_retrieve)
         return self._runner
 
-    async def _run(self) -> Batch:
+    async def _run(self, items: Iterable[BatchItem] | None = None) -> Batch:
+        """Drive ``items`` (default: the inputs, read lazily) with the batch's ceilings until all ended."""
         self.finished_at = None
         slots = asyncio.Semaphore(self.concurrency)
         limiter = AsyncLimiter(1, 1.0 / self.qps) if self.qps else None
         try:
             try:
-                for item in self._new_items():
+                for item in (self._new_items() if items is None else items):
                     if self.cancelled:
                         break
                     await slots.acquire()
@@ -333,7 +323,7 @@ class Batch:
         if self._entries:
             entries, self._entries = self._entries, []
             for entry in entries:
-                item = BatchItem(self, entry.idx if entry.idx is not None else len(self.items), _reopen(entry.item),
+                item = BatchItem(self, entry.idx if entry.idx is not None else len(self.items), reopen(entry.item),
                                  entry.item, dict(entry.params), req_key=entry.req_key)
                 item.entry_id, item.task_id = entry.id, entry.task_id
                 self.items.append(item)
@@ -345,7 +335,7 @@ class Batch:
         for raw in self._inputs:
             if self.cancelled:
                 return
-            source, params = _split_item(raw, self.params)
+            source, params = split_item(raw, self.params)
             item = BatchItem(self, len(self.items), source, describe(source), params)
             self.items.append(item)
             self._counts["pending"] += 1
@@ -467,12 +457,14 @@ class Batch:
         assert res is not None
         item.polls = task.polls
         if self.out_dir is not None:
-            prefix = f"{item.index:05d}_{_stem(item.label)}"
+            prefix = f"{item.index:05d}_{file_stem(item.label)}"
             paths = await asyncio.to_thread(res.save, self.out_dir, prefix=prefix)
             item.files = [str(p) for p in paths] + [str(self.out_dir / f"{prefix}.json")]
         else:
             item._memory = res
         self.latest.append(res)
+        if not isinstance(item.source, str):  # bytes or pictures: megabytes a finished item no longer needs
+            item.source = None
         item._set("done")
         self._journal(item, "done", files=item.files)
         self._manifest(item)
@@ -542,108 +534,28 @@ class Batch:
                 raise ValidationError(f"item #{item.index} ({item.label}) cannot be submitted again: its input is "
                                       "not a path or URL that can be read again", field="inputs")
         self.fresh, self.cancelled = True, False
-        self._inputs = None
-        self._entries = []
-        fresh_items = again
-
-        async def rerun() -> Batch:
-            slots = asyncio.Semaphore(self.concurrency)
-            limiter = AsyncLimiter(1, 1.0 / self.qps) if self.qps else None
-            self.finished_at = None
-            jobs = []
-            for item in fresh_items:
-                item.entry_id, item.task_id, item.error, item.reused = None, None, None, False
-                item._set("pending")
-                await slots.acquire()
-                jobs.append(asyncio.get_running_loop().create_task(self._one(item, slots, limiter)))
-            await asyncio.gather(*jobs, return_exceptions=True)
-            self.finished_at = time.monotonic()
-            self._changed(None)
-            return self
-
+        for item in again:
+            item.entry_id, item.task_id, item.error, item.reused, item.files = None, None, None, False, []
+            item._set("pending")
         loop = running_loop()
         if loop is None:
-            run_sync(rerun())
+            run_sync(self._run(again))
         else:
-            self._runner = loop.create_task(rerun())
+            self._runner = loop.create_task(self._run(again), name=f"volcnb-batch-{self.batch_id}-retry")
             self._runner.add_done_callback(_retrieve)
         return self
 
 
-# --- inputs --------------------------------------------------------------------------------------
-
-
-def iter_inputs(inputs: Any) -> tuple[Iterator[Any], int | None]:
-    """``(items, count or None)`` from a list, a folder, a glob, one input, or any iterable (kept lazy)."""
-    if isinstance(inputs, (str, os.PathLike)):
-        text = os.fspath(inputs)
-        path = Path(text)
-        if text.startswith(("http://", "https://")) or path.is_file():
-            return iter([text]), 1
-        if path.is_dir():
-            files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-            if not files:
-                raise ValidationError(f"inputs: folder {text} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})",
-                                      field="inputs", limit="a folder with images")
-            return iter([str(p) for p in files]), len(files)
-        if any(ch in text for ch in "*?["):
-            matches = sorted(globlib.glob(text, recursive=True))
-            if not matches:
-                raise ValidationError(f"inputs: the pattern {text!r} matches no file", field="inputs",
-                                      limit="a glob matching files")
-            return iter(matches), len(matches)
-        raise ValidationError(f"inputs: {text!r} is not a file, a folder, a glob or an http(s) URL",
-                              field="inputs", limit="an existing path")
-    if inputs is None or isinstance(inputs, (bytes, bytearray, Image.Image, Mapping)):
-        return iter([inputs]), 1
-    if isinstance(inputs, (list, tuple)):
-        return iter(inputs), len(inputs)
-    if isinstance(inputs, Iterable):
-        return iter(inputs), None
-    return iter([inputs]), 1
-
-
-def _split_item(raw: Any, shared: Mapping[str, Any]) -> tuple[Any, dict[str, Any]]:
-    """An item is an input, or a dict with the input under ``image`` (or ``input``) and per-item params."""
-    if isinstance(raw, Mapping):
-        extra = dict(raw)
-        source = extra.pop("image", extra.pop("input", None))
-        return source, {**shared, **extra}
-    return raw, dict(shared)
-
-
-def describe(source: Any) -> str:
-    """What an input was, as a short text (a path or URL as given)."""
-    if source is None:
-        return "(no image)"
-    if isinstance(source, (str, os.PathLike)):
-        return os.fspath(source)
-    if isinstance(source, Image.Image):
-        return f"<PIL {source.width}×{source.height} {source.mode}>"
-    if isinstance(source, (bytes, bytearray)):
-        return f"<{len(source):,} bytes>"
-    if isinstance(source, (list, tuple)):
-        return " + ".join(describe(s) for s in source)
-    return f"<{type(source).__name__}>"
-
-
-def _reopen(label: str) -> Any:
-    """The input behind a journaled description, if it can be read again (a path or a URL)."""
-    if label.startswith(("http://", "https://")) or Path(label).is_file():
-        return label
-    return None
-
-
-def _open_input(source: Any) -> Image.Image | None:
-    try:
-        if isinstance(source, Image.Image):
-            return source
-        if isinstance(source, (str, os.PathLike)) and Path(source).is_file():
-            with Image.open(source) as im:
-                return im.copy()
-    except OSError:
-        return None
-    return None
+def _check(concurrency: Any, qps: Any, deadline: Any) -> None:
+    if concurrency is not None and (isinstance(concurrency, bool) or not isinstance(concurrency, int)
+                                    or concurrency < 1):
+        raise ValidationError(f"concurrency must be an integer ≥ 1, got {concurrency!r}", field="concurrency",
+                              limit="≥ 1")
+    if qps is not None and (isinstance(qps, bool) or not isinstance(qps, (int, float)) or not qps > 0):
+        raise ValidationError(f"qps must be a number > 0, got {qps!r}", field="qps", limit="> 0")
+    if isinstance(deadline, bool) or not isinstance(deadline, (int, float)) or not deadline > 0:
+        raise ValidationError(f"deadline must be a number of seconds > 0, got {deadline!r}", field="deadline",
+                              limit="> 0")
 
 
 def _prepare(req_key: str, source: Any, params: Mapping[str, Any]) -> tuple[dict[str, Any], Any]:
@@ -668,11 +580,6 @@ def _jsonable(params: Mapping[str, Any]) -> dict[str, Any]:
         to_json = getattr(v, "to_json", None)
         out[k] = to_json() if callable(to_json) else v
     return out
-
-
-def _stem(label: str) -> str:
-    name = Path(label.split("?", 1)[0]).stem if not label.startswith("<") else "input"
-    return "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in name)[:40] or "input"
 
 
 def _possibly(item: BatchItem) -> PossiblyCreatedError:
