@@ -3,7 +3,8 @@
 ::
 
     volcnb demo [--out DIR]                                   # the main job, on the embedded simulator
-    volcnb run REQ_KEY IMAGE... --out DIR [--param k=v ...]   # one task per image, text progress
+    volcnb run REQ_KEY INPUT... --out DIR [--param k=v ...]   # files, folders, quoted globs: a journaled batch
+    volcnb resume [BATCH_ID] | volcnb status                  # the journal: re-attach, what it holds
     volcnb sim --port 8000 [--access-key AK --secret-key SK] [--db PATH] [--service-time KEY=MEDIAN[:SIGMA]]
 """
 
@@ -55,7 +56,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a capability parameter (JSON values: 1, true, [0,0,0], \"text\")")
     r.add_argument("--simulator", action="store_true", help="use the embedded simulator even if keys are set")
     r.add_argument("--endpoint", help="base URL of the service (e.g. a `volcnb sim` at http://127.0.0.1:8000)")
-    r.add_argument("--timeout", type=float, default=300.0, help="overall deadline per task, seconds")
+    r.add_argument("--timeout", type=float, default=1800.0, help="how long to wait for each task, seconds")
+    r.add_argument("--concurrency", type=int, default=None, help="unfinished tasks at most (default 32)")
+    r.add_argument("--qps", type=float, default=None, help="submits per second at most (on top of the client's)")
+    r.add_argument("--fresh", action="store_true", help="submit again even what the journal already holds")
+    r.add_argument("--no-journal", action="store_true", help="keep no record (a re-run then pays again)")
+
+    rs = sub.add_parser("resume", help="re-attach the unfinished tasks the journal holds (never resubmits)")
+    rs.add_argument("batch_id", nargs="?", default=None, help="only this batch (see `volcnb status`)")
+    rs.add_argument("--simulator", action="store_true", help="use the embedded simulator")
+    rs.add_argument("--endpoint", help="base URL of the service (e.g. a `volcnb sim`)")
+
+    sub.add_parser("status", help="what the journal holds, per batch")
 
     s = sub.add_parser("sim", help="serve the simulator over HTTP")
     s.add_argument("--host", default="127.0.0.1")
@@ -81,6 +93,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from ._demo import demo
 
         return demo(Path(args.out))
+    if args.command == "resume":
+        return _resume(args)
+    if args.command == "status":
+        return _status(args)
     return _run(args)
 
 
@@ -107,44 +123,71 @@ def _sim(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run(args: argparse.Namespace) -> int:
+def _client(args: argparse.Namespace) -> Any:
     from . import _verbs
-    from ._exceptions import VolcError
-    from .display.progress import TextProgress
 
-    if args.simulator:
+    if getattr(args, "simulator", False):
         _verbs.use_simulator()
-    elif args.endpoint:
+    elif getattr(args, "endpoint", None):
         _verbs.set_default_client(_verbs.Client(endpoint=args.endpoint))
-    client = _verbs.get_default_client()
-    out = Path(args.out)
-    params = dict(args.param)
-    inputs: list[str | None] = list(args.images) or [None]
-    tasks = []
-    from ._verbs import submit
+    return _verbs.get_default_client()
 
-    failed = 0
-    for image in inputs:
-        try:
-            tasks.append((image, submit(args.req_key, image, client=client, display=False, deadline=args.timeout,
-                                        **params)))
-        except VolcError as err:
-            print(f"volcnb: {image or args.req_key}: {err}", file=sys.stderr)
-            failed += 1
-    progress = TextProgress([t for _, t in tasks], stream=sys.stderr)
-    for image, task in tasks:
-        try:
-            res = task.result(timeout=args.timeout)
-        except VolcError as err:
-            progress.message(f"volcnb: {image or args.req_key}: {err}")
-            failed += 1
-            continue
-        paths = res.save(out)
-        progress.message(f"{image or args.req_key} -> " + ", ".join(str(p) for p in paths))
-        if not sys.stdout.isatty():
-            print("\n".join(str(p) for p in paths), flush=True)  # machine-readable: the written files
-    progress.close()
-    return 1 if failed else 0
+
+def _report(batch: Any) -> int:
+    """Print the written files (stdout, when piped) and the failures (stderr); the exit code."""
+    if not sys.stdout.isatty():
+        for item in batch.items:
+            for f in item.files:
+                print(f, flush=True)
+    for item in batch.items:
+        if item.status != "done" and item.error is not None:
+            print(f"volcnb: {item.label}: {item.status}: {item.error.message}", file=sys.stderr)
+    if batch.possibly_created:
+        print(f"volcnb: {len(batch.possibly_created)} submits may have created tasks whose ids were lost; "
+              "they are not resubmitted (check the console; `volcnb run ... --fresh` submits them again)",
+              file=sys.stderr)
+    return 0 if all(i.status == "done" for i in batch.items) else 1
+
+
+def _run(args: argparse.Namespace) -> int:
+    from ._many import map as run_map
+    from .tasks.inputs import iter_inputs
+
+    client = _client(args)
+    items: list[Any] = []
+    for arg in args.images or [None]:
+        items.extend(iter_inputs(arg)[0] if arg is not None else [None])
+    journal: Any = False if args.no_journal else None
+    batch = run_map(args.req_key, items, client=client, out_dir=args.out, journal=journal, fresh=args.fresh,
+                    concurrency=args.concurrency, qps=args.qps, deadline=args.timeout, display=True,
+                    **dict(args.param))
+    batch.result()
+    return _report(batch)
+
+
+def _resume(args: argparse.Namespace) -> int:
+    from ._many import resume
+
+    batch = resume(args.batch_id, client=_client(args), display=True)
+    batch.result()
+    if not batch.items:
+        print("volcnb: nothing unfinished in the journal for this backend", file=sys.stderr)
+    return _report(batch)
+
+
+def _status(args: argparse.Namespace) -> int:
+    import datetime
+
+    from ._many import status
+
+    rows = status()
+    if not rows:
+        print("the journal is empty")
+    for b in rows:
+        when = datetime.datetime.fromtimestamp(b["created_at"]).strftime("%Y-%m-%d %H:%M")
+        counts = ", ".join(f"{n} {s.replace('_', ' ')}" for s, n in sorted(b["states"].items())) or "no submits"
+        print(f"{b['id']}  {when}  {b['label']}  [{counts}]  -> {b['out_dir']}  ({b['backend'].split('|')[0]})")
+    return 0
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -26,11 +26,10 @@ def test_run_writes_results_with_text_progress(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     # No credentials: the simulator is used and it says so.
     assert "SIMULATOR" in proc.stderr
-    # Text progress: a bar line per stage change, ending with 1/1 done.
+    # One progress line (tqdm style), redrawn at most once a second on a pipe, ending with 1/1.
     lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("saliency_seg ")]
-    assert lines and "1/1 done" in lines[-1], proc.stderr
-    assert any("generating" in ln or "in queue" in ln for ln in lines), proc.stderr
-    written = [Path(p) for p in proc.stdout.split()]
+    assert lines and " 1/1 [" in lines[-1] and "it/s]" in lines[-1], proc.stderr
+    written = [Path(p) for p in proc.stdout.split() if p.endswith(".png")]
     assert written and all(p.exists() for p in written)
     mask = np.asarray(Image.open(written[0]))
     assert mask.shape == (600, 512)  # only_mask=1: the mask at the photo's size
@@ -58,3 +57,23 @@ def test_demo_writes_pngs_and_says_where(tmp_path: Path) -> None:
     photo = np.asarray(Image.open(GRACE).convert("RGB")).astype(int)
     assert overlay.shape == photo.shape
     assert (np.abs(overlay - photo).sum(axis=2) > 60).mean() > 0.01  # contours/fill were drawn
+
+
+def test_run_over_a_folder_is_a_journaled_batch_that_resumes(tmp_path: Path) -> None:
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i in range(4):
+        a = np.full((144, 160, 3), 240, np.uint8)
+        a[20:120, 20 + 5 * i:140] = (30, 60 + 40 * i, 200)
+        Image.fromarray(a).save(photos / f"p{i}.png")
+    first = _volcnb("run", "saliency_seg", str(photos / "*.png"), "--out", str(tmp_path / "out"), cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert first.stderr.strip().splitlines()[-1].startswith("saliency_seg") and " 4/4 [" in first.stderr
+    pngs = [p for p in first.stdout.split() if p.endswith(".png")]
+    assert len(pngs) == 4 and all(Path(p).exists() for p in pngs)
+    assert (tmp_path / ".volcnb" / "journal.sqlite").exists()
+    status = _volcnb("status", cwd=tmp_path)
+    assert status.returncode == 0 and "4 done" in status.stdout, status.stdout
+    resumed = _volcnb("resume", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "nothing unfinished" in resumed.stderr

@@ -123,20 +123,25 @@ class BatchProgress:
         self.batch = batch
         self.stream = stream or sys.stderr
         self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
-        self.min_interval = min_interval if self.tty else 5.0
+        self.min_interval = min_interval if self.tty else 1.0
         self._last = float("-inf")
         self._closed = False
+        self._counts: object = None
         batch.on_change(lambda _b: self.update())
 
     def update(self, *, force: bool = False) -> None:
-        """Redraw, throttled (every ``min_interval`` on a TTY, every 5 s on a pipe), and once at the end."""
+        """Redraw, throttled (every ``min_interval`` on a TTY; on a pipe at most once a second and only when
+        the counts changed), and once at the end."""
         if self._closed:
             return
         now = time.monotonic()
         finished = self.batch.done
         if not force and not finished and now - self._last < self.min_interval:
             return
-        self._last = now
+        counts = self.batch.counts()
+        if not self.tty and not finished and counts == self._counts:
+            return
+        self._last, self._counts = now, counts
         text = batch_line(self.batch)
         self.stream.write(("\r\x1b[2K" + text) if self.tty else text + "\n")
         if finished:
