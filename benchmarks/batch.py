@@ -161,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--image-mb is for the memory run; add --no-sdk")
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        server = SimProcess("--queue-time", "0", "--service-time", f"{REQ_KEY}={args.service_time}:0.05",
+        server = SimProcess("--queue-time", "0", "--processes", "2", "--service-time", f"{REQ_KEY}={args.service_time}:0.05",
                             log=work / "sim.log").start()
         try:
             httpx.post(server.url + "/sim/config", json={"quotas": {

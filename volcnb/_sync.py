@@ -4,7 +4,7 @@
 
 * no loop running in this thread (scripts, the CLI): one private event loop per thread, kept for the
   life of the thread, so pooled httpx connections never outlive their loop (no ``asyncio.run`` per call);
-* a loop already running (a Jupyter cell calling ``task.result()``): ``nest_asyncio`` is applied to that
+* a loop already running (a Jupyter cell calling ``task.result()``): ``nest_asyncio2`` is applied to that
   loop — only then, never at import — and the coroutine runs on it, so the kernel's widgets keep updating.
 """
 
@@ -61,9 +61,9 @@ def _close_private_loops() -> None:
 def _patch(loop: asyncio.AbstractEventLoop) -> None:
     if id(loop) in _patched:
         return
-    import nest_asyncio  # only here: a blocking call met a running loop
+    import nest_asyncio2  # only here: a blocking call met a running loop
 
-    nest_asyncio.apply(loop)
+    nest_asyncio2.apply(loop)
     _patched.add(id(loop))
 
 

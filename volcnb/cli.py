@@ -81,6 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--submit-qps", type=float, default=None)
     s.add_argument("--max-unfinished", type=int, default=None)
     s.add_argument("--seed", type=int, default=None)
+    s.add_argument("--processes", type=int, default=0, metavar="N",
+                   help="compute outputs in N worker processes (default 0: threads; N>0 uses N cores)")
     return p
 
 
@@ -116,7 +118,8 @@ def _sim(args: argparse.Namespace) -> int:
     if args.max_unfinished is not None:
         quotas.max_unfinished = args.max_unfinished
     sim = Simulator(keys=keys, db=args.db, queue_time=args.queue_time, quotas=quotas, seed=args.seed,
-                    service_times={k: ServiceTime(m, s) for k, m, s in args.service_time})
+                    service_times={k: ServiceTime(m, s) for k, m, s in args.service_time},
+                    processes=max(0, args.processes))
     print(f"volcnb simulator on http://{args.host}:{args.port}  access keys: {', '.join(sorted(keys))}"
           f"{'  db: ' + args.db if args.db else '  (tasks in memory)'}", flush=True)
     serve(sim, host=args.host, port=args.port)

@@ -398,11 +398,12 @@ async def test_bad_input_is_a_validation_error_before_any_request(sim: Simulator
 
 def test_error_tree_is_complete() -> None:
     """Every leaf class of volcnb._exceptions is raised through the client by a test above (the two bases,
-    ``VolcError`` and ``APIError``, through their subclasses). A new class must get a test here."""
+    ``VolcError`` and ``APIError``, through their subclasses; ``PossiblyCreatedError`` by a batch in
+    tests/verbs/test_batch_http.py). A new class must get a test here."""
     import volcnb._exceptions as ex
 
     reached = {APIError, AuthError, ConcurrencyLimitError, ContentRiskError, InvalidArgumentError, ProtocolError,
-               RateLimitError, RequestTimeoutError, ServerError, SignatureError, SubmitUncertainError, ex.SubmitTimeoutError,
+               ex.PossiblyCreatedError, RateLimitError, RequestTimeoutError, ServerError, SignatureError, SubmitUncertainError, ex.SubmitTimeoutError,
                TaskCancelledError,
                TaskExpiredError, TaskNotFoundError, TaskTimeoutError, TransportError, ValidationError, VolcError}
     assert {getattr(ex, n) for n in ex.__all__} - {ex.VolcnbWarning} == reached
@@ -578,13 +579,13 @@ def test_sync_face_without_a_loop_reuses_one_private_loop(sim: Simulator) -> Non
 
 
 async def test_sync_face_inside_a_running_loop(sim: Simulator, client: Client) -> None:
-    """A notebook cell calling the blocking API: the running loop is re-entered (nest_asyncio)."""
+    """A notebook cell calling the blocking API: the running loop is re-entered (nest_asyncio2)."""
     running = asyncio.get_running_loop()
     task_id, _ = client.submit_task_sync("saliency_seg", {"binary_data_base64": [png_b64()]})
     for _ in range(2):
         assert client.get_result_sync("saliency_seg", task_id).data["status"] in ("in_queue", "generating", "done")
     assert asyncio.get_running_loop() is running
-    assert id(running) in _sync._patched  # the blocking call took the nest_asyncio path, on this very loop
+    assert id(running) in _sync._patched  # the blocking call took the nest_asyncio2 path, on this very loop
     assert (await client.get_result("saliency_seg", task_id)).request_id  # the async face still works after
 
 
@@ -632,7 +633,7 @@ async def test_async_with_closes_the_running_loops_pool(http_sim: SimServer) -> 
 
 async def test_close_inside_a_running_loop_closes_the_sync_pool_too(http_sim: SimServer) -> None:
     client = Client(AK, SK, endpoint=http_sim.url)
-    client.submit_task_sync("saliency_seg", {"binary_data_base64": [png_b64()]})  # nest_asyncio: this loop
+    client.submit_task_sync("saliency_seg", {"binary_data_base64": [png_b64()]})  # nest_asyncio2: this loop
     await client.submit_task("saliency_seg", {"binary_data_base64": [png_b64()]})
     pools = list(client._http.values())
     client.close()  # from inside the running loop: schedules this loop's close, does not block

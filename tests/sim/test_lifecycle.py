@@ -402,6 +402,28 @@ async def test_cpu_work_runs_off_the_event_loop(sim: Simulator) -> None:
     await api.http.aclose()
 
 
+async def test_worker_processes_compute_the_same_outputs() -> None:
+    """``Simulator(processes=1)`` (``volcnb sim --processes``) computes in another process: same bytes as
+    in a thread."""
+    body = {"req_key": "saliency_seg", "binary_data_base64": [b64(picture((160, 128)))], "refine_mask": 1}
+    outputs = []
+    for processes in (0, 1):
+        sim = Simulator(queue_time=0.0, service_times={"saliency_seg": ServiceTime(0.01, 0.0)}, processes=processes)
+        api = Api(sim)
+        try:
+            tid = await api.submit(body)
+            deadline = time.monotonic() + 60
+            while await api.status("saliency_seg", tid) != "done":
+                assert time.monotonic() < deadline
+                await asyncio.sleep(0.05)
+            data = await api.result("saliency_seg", tid)
+            outputs.append((data["binary_data_base64"], data["contours_point"], data["bbox"]))
+        finally:
+            await api.http.aclose()
+            sim.close()
+    assert outputs[0] == outputs[1] and outputs[0][0]
+
+
 # ---------------------------------------------------------------------------------------- counters
 
 

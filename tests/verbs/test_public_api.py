@@ -46,6 +46,6 @@ def test_api_md_names_exist() -> None:
 
 def test_import_is_light() -> None:
     # matplotlib and ipywidgets load on first use, not at import (a notebook's first cell stays fast).
-    code = "import sys, volcnb; print('matplotlib' in sys.modules, 'ipywidgets' in sys.modules, 'nest_asyncio' in sys.modules)"
+    code = "import sys, volcnb; print('matplotlib' in sys.modules, 'ipywidgets' in sys.modules, 'nest_asyncio2' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out == ["False", "False", "False"]

@@ -16,6 +16,7 @@ from PIL import Image
 
 from .._pictures import png as _png
 from ..protocol.catalog import URI_RE
+from ._model import Reject
 
 #: Documented triggers for the simulated moderation (the real service's rules are not public).
 #: Text triggers are matched case-insensitively in ``prompt`` / ``positive_prompt``.
@@ -110,6 +111,25 @@ def compute(req_key: str, body: dict[str, Any], images: list[Image.Image], notes
     if verdict is not None:
         return Outcome(code=verdict[0], message=verdict[1], notes=out.notes)
     return out
+
+
+def compute_safely(req_key: str, body: dict[str, Any], images: list[Image.Image], notes: list[str],
+                   task_id: str) -> Outcome:
+    """:func:`compute`, with every failure as an :class:`Outcome` (picklable: also runs in a worker process).
+
+    A bug in a capability must not lose the task: it fails visibly, as the service's internal error.
+    """
+    try:
+        return compute(req_key, body, images, notes, task_id=task_id)
+    except Exception as exc:
+        return failure(exc)
+
+
+def failure(exc: Exception) -> Outcome:
+    """The outcome of a task whose computation raised: its business code, or the internal error."""
+    if isinstance(exc, Reject):
+        return Outcome(code=exc.code if isinstance(exc.code, int) else 50500, message=exc.message)
+    return Outcome(code=50501, message=f"Internal RPC Error: {type(exc).__name__}: {exc}")
 
 
 def _seed(body: dict[str, Any], task_id: str) -> int:

@@ -20,6 +20,7 @@ import concurrent.futures
 import hashlib
 import io
 import json
+import multiprocessing
 import random
 import secrets
 import threading
@@ -32,7 +33,7 @@ from PIL import Image
 
 from ..protocol.catalog import CAPABILITIES, get_capability, image_count
 from ..protocol.options import aigc_issues, logo_issues
-from ._compute import Outcome, compute, image_risk, png, text_risk
+from ._compute import compute_safely, failure, image_risk, png, text_risk
 from ._inputs import decode_images, json_body
 from ._iva import check_upload
 from ._model import (
@@ -76,6 +77,7 @@ class Engine:
         max_clock_skew: float = 15 * 60,
         seed: int | None = None,
         workers: int = 2,
+        processes: int = 0,
     ) -> None:
         self.keys = dict(keys or {DEFAULT_ACCESS_KEY: DEFAULT_SECRET_KEY})
         self.store = Store(db)
@@ -94,7 +96,11 @@ class Engine:
         self.counters = Counters()
         self._submit_buckets: dict[str, Bucket] = {}
         self._poll_buckets: dict[str, Bucket] = {}
-        self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="volcnb-sim")
+        self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=max(workers, processes),
+                                                           thread_name_prefix="volcnb-sim")
+        # Outputs computed in other processes: the GIL no longer caps a served simulator at one core.
+        self._procs = (concurrent.futures.ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn"))
+                       if processes > 0 else None)
         self._futures: dict[str, concurrent.futures.Future[None]] = {}
         self._lock = threading.Lock()
         self._last_purge = float("-inf")
@@ -119,6 +125,8 @@ class Engine:
         start, so nothing accepted is lost).
         """
         self._pool.shutdown(wait=True, cancel_futures=True)
+        if self._procs is not None:
+            self._procs.shutdown(wait=True, cancel_futures=True)
         self.store.close()
 
     def stats(self, *, tasks: bool = False) -> dict[str, Any]:
@@ -209,11 +217,11 @@ class Engine:
         try:
             if images is None:
                 images = self._images(row.body)
-            outcome = compute(row.req_key, row.body, images, row.notes, task_id=row.task_id)
-        except Reject as r:
-            outcome = Outcome(code=r.code if isinstance(r.code, int) else 50500, message=r.message)
-        except Exception as exc:  # a bug in a capability must not lose the task: it fails visibly
-            outcome = Outcome(code=50501, message=f"Internal RPC Error: {type(exc).__name__}: {exc}")
+        except Exception as exc:  # a bad stored input fails its task visibly; it is never lost
+            outcome = failure(exc)
+        else:
+            args = (row.req_key, row.body, images, row.notes, row.task_id)
+            outcome = self._procs.submit(compute_safely, *args).result() if self._procs else compute_safely(*args)
         self.store.finish_task(row.task_id, computed_at=self.clock(), code=outcome.code, message=outcome.message,
                                result=outcome.result, outputs=outcome.outputs, notes=outcome.notes)
 

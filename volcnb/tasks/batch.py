@@ -11,7 +11,6 @@ and to the items, which look like tasks (``status``, ``polls``, ``error``, ``on_
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import os
 import time
@@ -35,10 +34,20 @@ from .._exceptions import (
     VolcError,
     VolcnbWarning,
 )
+from .._memory import return_big_buffers
 from .._sync import run_sync, running_loop
-from ..protocol.submission import prepare_submit
 from ..results import Result
-from .inputs import describe, file_stem, iter_inputs, open_input, reopen, split_item
+from .inputs import (
+    describe,
+    file_stem,
+    fingerprint,
+    iter_inputs,
+    jsonable,
+    open_input,
+    prepare,
+    reopen,
+    split_item,
+)
 from .journal import Journal
 from .polling import Poller
 from .task import Task
@@ -54,6 +63,9 @@ off on 50430 apply on top)."""
 BATCH_DEADLINE = 1800.0
 """How long a batch waits for one task after its submit before reporting it as timed out (it stays in
 the journal as unfinished, so :func:`volcnb.resume` picks it up)."""
+PREPARED = 8
+"""Submit bodies (base64 inputs, megabytes each) held at once: an item prepares its body only when it can
+be sent soon, so a 50-slot batch of large images does not hold 50 bodies waiting for the qps ceiling."""
 GALLERY = 8
 """How many of the latest results a batch keeps decoded for its view's gallery."""
 
@@ -191,6 +203,7 @@ class Batch:
         self._listeners: list[Callable[[Batch], None]] = []
         self._runner: asyncio.Task[Batch] | None = None
         self._inflight: set[asyncio.Task[None]] = set()
+        self._bodies = asyncio.Semaphore(PREPARED)  # made again per run, on that run's loop
         self._counts: Counter[str] = Counter()
 
     def _register(self, batch_id: str | None) -> str | None:
@@ -300,8 +313,10 @@ class Batch:
     async def _run(self, items: Iterable[BatchItem] | None = None) -> Batch:
         """Drive ``items`` (default: the inputs, read lazily) with the batch's ceilings until all ended."""
         self.finished_at = None
+        return_big_buffers()
         slots = asyncio.Semaphore(self.concurrency)
         limiter = AsyncLimiter(1, 1.0 / self.qps) if self.qps else None
+        self._bodies = asyncio.Semaphore(PREPARED)
         try:
             try:
                 for item in (self._new_items() if items is None else items):
@@ -365,19 +380,23 @@ class Batch:
                 return None
             assert item.task_id is not None
             return self._attach(item, item.task_id)
+        async with self._bodies:
+            return await self._submit(item, limiter)
+
+    async def _submit(self, item: BatchItem, limiter: AsyncLimiter | None) -> Task | None:
         try:
-            body, _ = await asyncio.to_thread(_prepare, self.req_key, item.source, item.params)
+            body, _ = await asyncio.to_thread(prepare, self.req_key, item.source, item.params)
         except ValidationError as err:
             item._set("invalid", err)
             return None
-        fingerprint = _fingerprint(self.backend, self.req_key, body)
+        key = fingerprint(self.backend, self.req_key, body)
         if self.journal is not None and not self.fresh:
-            entry = self.journal.latest(self.backend, fingerprint)
+            entry = self.journal.latest(self.backend, key)
             if entry is not None:
                 return self._reuse(item, entry)
         if self.journal is not None:
-            item.entry_id = self.journal.intent(backend=self.backend, req_key=self.req_key, fingerprint=fingerprint,
-                                                item=item.label, params=_jsonable(item.params),
+            item.entry_id = self.journal.intent(backend=self.backend, req_key=self.req_key, fingerprint=key,
+                                                item=item.label, params=jsonable(item.params),
                                                 batch_id=self.batch_id, idx=item.index)
         if limiter is not None:
             await limiter.acquire()
@@ -556,30 +575,6 @@ def _check(concurrency: Any, qps: Any, deadline: Any) -> None:
     if isinstance(deadline, bool) or not isinstance(deadline, (int, float)) or not deadline > 0:
         raise ValidationError(f"deadline must be a number of seconds > 0, got {deadline!r}", field="deadline",
                               limit="> 0")
-
-
-def _prepare(req_key: str, source: Any, params: Mapping[str, Any]) -> tuple[dict[str, Any], Any]:
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        body, originals = prepare_submit(req_key, source, params)
-    for w in caught[:1]:  # one line per item at most; the batch must not flood the output
-        warnings.warn(str(w.message), w.category, stacklevel=2)
-    return body, originals
-
-
-def _fingerprint(backend: str, req_key: str, body: Mapping[str, Any]) -> str:
-    h = hashlib.sha256()
-    h.update(json.dumps([backend, req_key], ensure_ascii=False).encode())
-    h.update(json.dumps(body, sort_keys=True, ensure_ascii=False, default=str).encode())
-    return h.hexdigest()
-
-
-def _jsonable(params: Mapping[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in params.items():
-        to_json = getattr(v, "to_json", None)
-        out[k] = to_json() if callable(to_json) else v
-    return out
 
 
 def _possibly(item: BatchItem) -> PossiblyCreatedError:

@@ -8,7 +8,10 @@ included), so it works where the shell does not.
 from __future__ import annotations
 
 import glob as globlib
+import hashlib
+import json
 import os
+import warnings
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -16,8 +19,10 @@ from typing import Any
 from PIL import Image
 
 from .._exceptions import ValidationError
+from ..protocol.submission import prepare_submit
 
-__all__ = ["IMAGE_SUFFIXES", "describe", "file_stem", "iter_inputs", "open_input", "reopen", "split_item"]
+__all__ = ["IMAGE_SUFFIXES", "describe", "file_stem", "fingerprint", "iter_inputs", "jsonable", "open_input", "prepare",
+           "reopen", "split_item"]
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff"})
 
@@ -98,3 +103,30 @@ def open_input(source: Any) -> Image.Image | None:
 def file_stem(label: str) -> str:
     name = Path(label.split("?", 1)[0]).stem if not label.startswith("<") else "input"
     return "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in name)[:40] or "input"
+
+
+def prepare(req_key: str, source: Any, params: Mapping[str, Any]) -> tuple[dict[str, Any], Any]:
+    """The submit body for one item; its warnings are re-issued once, so a batch does not flood."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        body, originals = prepare_submit(req_key, source, params)
+    for w in caught[:1]:  # one line per item at most; the batch must not flood the output
+        warnings.warn(str(w.message), w.category, stacklevel=2)
+    return body, originals
+
+
+def fingerprint(backend: str, req_key: str, body: Mapping[str, Any]) -> str:
+    """What makes two submits the same task for the journal: backend, req_key and the exact body."""
+    h = hashlib.sha256()
+    h.update(json.dumps([backend, req_key], ensure_ascii=False).encode())
+    h.update(json.dumps(body, sort_keys=True, ensure_ascii=False, default=str).encode())
+    return h.hexdigest()
+
+
+def jsonable(params: Mapping[str, Any]) -> dict[str, Any]:
+    """Parameters as the journal stores them (option objects through their ``to_json``)."""
+    out: dict[str, Any] = {}
+    for k, v in params.items():
+        to_json = getattr(v, "to_json", None)
+        out[k] = to_json() if callable(to_json) else v
+    return out
