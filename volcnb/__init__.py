@@ -16,9 +16,11 @@ from typing import TYPE_CHECKING, Any
 
 from ._exceptions import (
     APIError,
+    ArgumentTypeError,
     AuthError,
     ConcurrencyLimitError,
     ContentRiskError,
+    FetchOptionsError,
     InvalidArgumentError,
     ProtocolError,
     RateLimitError,
@@ -36,9 +38,10 @@ from ._exceptions import (
     VolcError,
     VolcnbWarning,
 )
-from ._verbs import Client, get_default_client, run, set_default_client, submit, use_simulator
+from ._verbs import Client, Run, get_default_client, run, set_default_client, submit, use_simulator
 from .http.auth import VolcAuth
 from .http.iva import IvaUploads
+from .http.pacing import Pacer
 from .protocol.catalog import CAPABILITIES, Capability, Param, get_capability
 from .protocol.options import AigcMeta, LogoInfo
 from .protocol.retry import RetryPolicy
@@ -52,6 +55,7 @@ __all__ = [
     "AdaptivePoller",
     "AigcMeta",
     "APIError",
+    "ArgumentTypeError",
     "AuthError",
     "BackoffPoller",
     "BatchView",
@@ -64,6 +68,7 @@ __all__ = [
     "ConcurrencyLimitError",
     "ContentRiskError",
     "Credentials",
+    "FetchOptionsError",
     "FixedPoller",
     "get_capability",
     "get_default_client",
@@ -72,12 +77,14 @@ __all__ = [
     "LogoInfo",
     "overlay_contours",
     "overlay_contours_image",
+    "Pacer",
     "Param",
     "ProtocolError",
     "RateLimitError",
     "RequestTimeoutError",
     "Result",
     "RetryPolicy",
+    "Run",
     "run",
     "SegmentationResult",
     "ServerError",
