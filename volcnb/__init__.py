@@ -16,9 +16,11 @@ from typing import TYPE_CHECKING, Any
 
 from ._exceptions import (
     APIError,
+    ArgumentTypeError,
     AuthError,
     ConcurrencyLimitError,
     ContentRiskError,
+    FetchOptionsError,
     InvalidArgumentError,
     PossiblyCreatedError,
     ProtocolError,
@@ -38,9 +40,10 @@ from ._exceptions import (
     VolcnbWarning,
 )
 from ._many import map, resume, status, sweep
-from ._verbs import Client, get_default_client, run, set_default_client, submit, use_simulator
+from ._verbs import Client, Run, get_default_client, run, set_default_client, submit, use_simulator
 from .http.auth import VolcAuth
 from .http.iva import IvaUploads
+from .http.pacing import Pacer
 from .protocol.catalog import CAPABILITIES, Capability, Param, get_capability
 from .protocol.options import AigcMeta, LogoInfo
 from .protocol.retry import RetryPolicy
@@ -56,6 +59,7 @@ __all__ = [
     "AdaptivePoller",
     "AigcMeta",
     "APIError",
+    "ArgumentTypeError",
     "AuthError",
     "BackoffPoller",
     "Batch",
@@ -70,6 +74,7 @@ __all__ = [
     "ConcurrencyLimitError",
     "ContentRiskError",
     "Credentials",
+    "FetchOptionsError",
     "FixedPoller",
     "get_capability",
     "get_default_client",
@@ -80,6 +85,7 @@ __all__ = [
     "map",
     "overlay_contours",
     "overlay_contours_image",
+    "Pacer",
     "Param",
     "PossiblyCreatedError",
     "ProtocolError",
@@ -88,6 +94,7 @@ __all__ = [
     "Result",
     "resume",
     "RetryPolicy",
+    "Run",
     "run",
     "SegmentationResult",
     "ServerError",

@@ -7,6 +7,7 @@
     │   ├── AuthError                50400 / 50402 / gateway auth errors (InvalidAccessKey, AccessDenied…)
     │   │   └── SignatureError       SignatureDoesNotMatch, stale X-Date (InvalidTimestamp…)
     │   ├── InvalidArgumentError     502xx input errors, 60102 no face…
+    │   │   └── FetchOptionsError    GetResult refused the fetch options (logo_info…) of a task: nothing lost
     │   ├── ContentRiskError         504xx/505xx moderation (post 50511/50516/50517/50519: resubmittable)
     │   ├── RateLimitError           50429 submits per second (retryable)
     │   │   └── ConcurrencyLimitError  50430 unfinished-task limit (retryable)
@@ -21,6 +22,7 @@
     │       └── SubmitTimeoutError   … by a read timeout (also ``TimeoutError``)
     ├── TaskTimeoutError             a wait's deadline passed (also ``TimeoutError``); the task keeps running
     └── ValidationError              bad input caught before any request (also ``ValueError``); names field and limit
+        └── ArgumentTypeError        … because it has the wrong type (also ``TypeError``)
 
 Two different "try again"s: ``retryable`` means the same request may succeed if sent again (the client
 does so itself wherever that cannot pay twice); ``resubmittable`` means submitting the task anew may
@@ -32,13 +34,17 @@ Messages are readable UTF-8 text, never a ``b'...'`` repr, and never contain a s
 
 from __future__ import annotations
 
+import sys
+import warnings
 from typing import ClassVar
 
 __all__ = [
     "APIError",
+    "ArgumentTypeError",
     "AuthError",
     "ConcurrencyLimitError",
     "ContentRiskError",
+    "FetchOptionsError",
     "InvalidArgumentError",
     "PossiblyCreatedError",
     "ProtocolError",
@@ -61,6 +67,29 @@ __all__ = [
 
 class VolcnbWarning(UserWarning):
     """A doubtful request that is still sent (unknown req_key, a documents' contradiction, a misplaced option)."""
+
+
+def user_stacklevel() -> int:
+    """The ``stacklevel`` that makes a warning issued by the caller point at the first frame outside volcnb
+    (the user's line), however deep inside the package the caller sits."""
+    frame = sys._getframe(1)
+    level = 1
+    while frame is not None and _in_volcnb(frame.f_globals.get("__name__", "")):
+        back = frame.f_back
+        if back is None:
+            break
+        frame = back
+        level += 1
+    return level
+
+
+def _in_volcnb(module: object) -> bool:
+    return isinstance(module, str) and (module == "volcnb" or module.startswith("volcnb."))
+
+
+def warn_user(message: str, category: type[Warning] = VolcnbWarning) -> None:
+    """``warnings.warn`` pointing at the user's line (the first frame outside volcnb)."""
+    warnings.warn(message, category, stacklevel=user_stacklevel())
 
 
 class VolcError(Exception):
@@ -146,6 +175,21 @@ class SignatureError(AuthError):
 
 class InvalidArgumentError(APIError):
     """The service rejected a parameter or input (502xx, 60102 no face detected, …)."""
+
+
+class FetchOptionsError(InvalidArgumentError):
+    """GetResult refused the fetch options (``logo_info``, ``aigc_meta``, ``return_url``) of a task.
+
+    The task itself is untouched (and paid for): ``task_id`` is kept, the handle keeps the last status the
+    service reported (never ``failed``), and ``await task.fetch(...)`` with other options fetches it again.
+    ``options`` are the refused options (wire form); ``status`` what the service last said about the task.
+    """
+
+    def __init__(self, message: str, *, options: dict[str, object] | None = None, status: str | None = None,
+                 **kwargs: object) -> None:
+        super().__init__(message, **kwargs)  # type: ignore[arg-type]
+        self.options = dict(options or {})
+        self.status = status
 
 
 class ContentRiskError(APIError):
@@ -247,6 +291,10 @@ class ValidationError(VolcError, ValueError):
         super().__init__(message, **kwargs)  # type: ignore[arg-type]
         self.field = field
         self.limit = limit
+
+
+class ArgumentTypeError(ValidationError, TypeError):
+    """An argument of the wrong type (``name=123``, ``client="x"``); also a builtin ``TypeError``."""
 
 
 # --- the code table -----------------------------------------------------------------------------

@@ -9,23 +9,26 @@ from __future__ import annotations
 import os
 import sys
 import threading
-from collections.abc import Mapping
+import warnings
+from collections.abc import Coroutine, Generator, Mapping
 from typing import Any
 
 import httpx
 
 from .http.api import ApiClient
 from .http.credentials import find_credentials
+from .http.pacing import Pacer
 from .protocol.images import ImageInput
 from .protocol.options import AigcMeta, LogoInfo
 from .protocol.retry import RetryPolicy
-from .protocol.submission import prepare_submit
-from .results import SegmentationResult, set_overlay_drawer
+from .protocol.submission import check_bool, prepare_submit
+from .results import Result, SegmentationResult, set_overlay_drawer
 from .tasks import ports
+from .tasks.arguments import OnTimeout, check_client, check_deadline, check_poller, check_wait
 from .tasks.polling import Poller
 from .tasks.task import DEFAULT_DEADLINE, Task, fetch_options, poller_for, set_poller
 
-__all__ = ["Client", "get_default_client", "run", "set_default_client", "submit", "use_simulator"]
+__all__ = ["Client", "Run", "get_default_client", "run", "set_default_client", "submit", "use_simulator"]
 
 
 class Client(ApiClient):
@@ -35,7 +38,9 @@ class Client(ApiClient):
     ``VOLC_ACCESSKEY`` / ``VOLC_SECRETKEY`` / ``VOLC_SESSION_TOKEN``, then ``~/.volc/credentials`` or
     ``~/.volc/config``). Calls are HTTPS by default. ``endpoint`` (e.g. ``"http://127.0.0.1:8000"``) sends
     every service to one base URL (the simulator over HTTP); ``transport`` is any ``httpx.AsyncBaseTransport``;
-    ``poller`` decides when this client's tasks poll (default: an :class:`~volcnb.AdaptivePoller`).
+    ``poller`` decides when this client's tasks poll (default: an :class:`~volcnb.AdaptivePoller`);
+    ``pacer`` paces its calls (default: the :class:`~volcnb.Pacer` shared by every client on this endpoint
+    and access key). Bad arguments raise :class:`~volcnb.ValidationError` naming the field.
 
     Usage::
 
@@ -60,11 +65,13 @@ class Client(ApiClient):
         retry: RetryPolicy | None = None,
         keepalive_expiry: float = 2.0,
         poller: Poller | None = None,
+        pacer: Pacer | None = None,
     ) -> None:
+        check_poller(poller)
         super().__init__(access_key, secret_key, session_token, region=region, endpoint=endpoint,
                          iva_endpoint=iva_endpoint, transport=transport, timeout=timeout,
                          connect_timeout=connect_timeout, max_retries=max_retries, retry=retry,
-                         keepalive_expiry=keepalive_expiry)
+                         keepalive_expiry=keepalive_expiry, pacer=pacer)
         if poller is not None:
             set_poller(self, poller)
 
@@ -93,8 +100,8 @@ class Client(ApiClient):
         """Validate, encode and submit; return the :class:`~volcnb.Task` (awaitable, or ``.result()``)."""
         return submit(req_key, image, client=self, **params)
 
-    def run(self, req_key: str, image: ImageInput | list[ImageInput] | None = None, **params: Any) -> Task:
-        """Submit and wait: ``await client.run(...)`` or ``client.run(...).result()``."""
+    def run(self, req_key: str, image: ImageInput | list[ImageInput] | None = None, **params: Any) -> Run:
+        """Submit and wait: ``await client.run(...)``, ``asyncio.run(client.run(...))`` or ``client.run(...).result()``."""
         return run(req_key, image, client=self, **params)
 
 
@@ -163,36 +170,141 @@ def submit(
     return_url: bool | None = None,
     logo_info: LogoInfo | Mapping[str, Any] | None = None,
     aigc_meta: AigcMeta | Mapping[str, Any] | None = None,
+    timeout: float | None = None,
+    on_timeout: OnTimeout = "raise",
     **params: Any,
 ) -> Task:
     """Submit a task and return its :class:`~volcnb.Task` handle.
 
     ``image`` is a PIL image, a path, bytes, a numpy array or an http(s) URL (or a list of them);
     ``params`` are the capability's parameters (checked against the catalog before sending).
-    ``return_url``/``logo_info``/``aigc_meta`` are GetResult options used when the result is fetched.
-    In a notebook a progress view is shown (``display=False`` to opt out).
+    ``return_url``/``logo_info``/``aigc_meta`` are GetResult options used when the result is fetched
+    (``logo_info``/``aigc_meta`` may be plain dicts). ``deadline``, ``timeout``, ``on_timeout`` and
+    ``display`` belong to the handle and its waits and are never sent. In a notebook a progress view is
+    shown (``display=False`` to opt out). Bad arguments raise :class:`~volcnb.ValidationError` before
+    anything is sent.
 
     Usage::
 
         task = volcnb.submit("saliency_seg", "cat.jpg", only_mask=1)
         res = await task            # or task.result()
     """
-    client = client or get_default_client()
-    options = fetch_options(return_url=return_url, logo_info=logo_info, aigc_meta=aigc_meta)
-    body, originals = prepare_submit(req_key, image, params)
-    task = Task(req_key, client=client, body=body, input_images=originals, deadline=deadline, poller=poller,
-                fetch_options=options)
-    _PRESENTER.show(task, display)
-    task.start()
+    task = _prepare(req_key, image, client=client, display=display, deadline=deadline, poller=poller,
+                    return_url=return_url, logo_info=logo_info, aigc_meta=aigc_meta, timeout=timeout,
+                    on_timeout=on_timeout, params=params)
+    _start(task, display)
     return task
 
 
-def run(req_key: str, image: ImageInput | list[ImageInput] | None = None, **kwargs: Any) -> Task:
-    """Submit and wait: ``res = await volcnb.run(...)`` or ``res = volcnb.run(...).result()``.
+def _prepare(req_key: Any, image: Any, *, client: Any, display: Any, deadline: Any, poller: Any, return_url: Any,
+             logo_info: Any, aigc_meta: Any, timeout: Any, on_timeout: Any, params: Mapping[str, Any]) -> Task:
+    """A checked, unstarted task: every argument validated, the body encoded; nothing sent."""
+    check_client(client)
+    check_bool(display, "display")
+    limit = check_deadline(deadline)
+    check_poller(poller)
+    wait_timeout, policy = check_wait(timeout, on_timeout)
+    options = fetch_options(return_url=check_bool(return_url, "return_url"), logo_info=logo_info,
+                            aigc_meta=aigc_meta)
+    body, originals = prepare_submit(req_key, image, params)
+    task = Task(req_key, client=client or get_default_client(), body=body, input_images=originals, deadline=limit,
+                poller=poller, fetch_options=options)
+    task.wait_timeout, task.on_timeout = wait_timeout, policy
+    return task
 
-    Returns the :class:`~volcnb.Task`; awaiting it (or ``.result()``) gives the :class:`~volcnb.Result`.
+
+def _start(task: Task, display: bool | None) -> None:
+    _PRESENTER.show(task, display)
+    task.start()
+
+
+class Run(Coroutine[Any, Any, "Result | None"]):
+    """What :func:`volcnb.run` returns: a coroutine, so ``await`` and ``asyncio.run`` both take it.
+
+    The arguments were checked when ``run()`` was called; the task is submitted when the coroutine first
+    runs (``await``, ``asyncio.run``) or on :meth:`result` (blocking), never before, so a ``run()`` that is
+    never awaited sends nothing (and warns). :attr:`task` is the handle once submitted.
     """
-    return submit(req_key, image, **kwargs)
+
+    def __init__(self, task: Task, display: bool | None) -> None:
+        self._task = task
+        self._display = display
+        self._started = False
+        self._inner: Coroutine[Any, Any, Result | None] | None = None
+
+    @property
+    def task(self) -> Task | None:
+        """The :class:`~volcnb.Task` once the run has started, else ``None``."""
+        return self._task if self._started else None
+
+    def _begin(self) -> Task:
+        if not self._started:
+            self._started = True
+            _start(self._task, self._display)
+        return self._task
+
+    async def _go(self) -> Result | None:
+        return await self._begin().wait()
+
+    def _coro(self) -> Coroutine[Any, Any, Result | None]:
+        if self._inner is None:
+            self._inner = self._go()
+        return self._inner
+
+    def __await__(self) -> Generator[Any, None, Result | None]:
+        return self._coro().__await__()
+
+    def send(self, value: Any) -> Any:
+        """Drive the coroutine (what the event loop calls)."""
+        return self._coro().send(value)
+
+    def throw(self, typ: Any, val: Any = None, tb: Any = None) -> Any:
+        """Raise into the coroutine (what the event loop calls on cancellation)."""
+        return self._coro().throw(typ, val, tb) if val is not None or tb is not None else self._coro().throw(typ)
+
+    def close(self) -> None:
+        """Close the coroutine; a run that never started sends nothing."""
+        self._started = True  # closing settles it: no "never awaited" warning
+        if self._inner is not None:
+            self._inner.close()
+
+    def result(self, timeout: float | None = None, on_timeout: OnTimeout | None = None) -> Result:
+        """Submit (if not yet) and block until the result: ``volcnb.run(...).result()`` in a script."""
+        return self._begin().result(timeout, on_timeout)
+
+    def __repr__(self) -> str:
+        state = repr(self._task) if self._started else f"{self._task.req_key}, not started: await it"
+        return f"<volcnb.Run {state}>"
+
+    def __del__(self) -> None:
+        if not self._started:
+            warnings.warn(f"volcnb.run({self._task.req_key!r}, ...) was never awaited, so nothing was submitted: "
+                          "`await volcnb.run(...)`, `asyncio.run(volcnb.run(...))` or `volcnb.run(...).result()`",
+                          RuntimeWarning, stacklevel=2)
+
+
+def run(
+    req_key: str,
+    image: ImageInput | list[ImageInput] | None = None,
+    *,
+    client: ApiClient | None = None,
+    display: bool | None = None,
+    timeout: float | None = None,
+    on_timeout: OnTimeout = "raise",
+    **kwargs: Any,
+) -> Run:
+    """Submit and wait: ``res = await volcnb.run(...)``, ``asyncio.run(volcnb.run(...))`` in a script, or
+    ``volcnb.run(...).result()``.
+
+    Takes :func:`submit`'s arguments; ``timeout``/``on_timeout`` bound the wait (never sent). Returns a
+    :class:`Run` coroutine whose value is the :class:`~volcnb.Result`. Arguments are checked at once; the
+    task is submitted when the coroutine runs.
+    """
+    task = _prepare(req_key, image, client=client, display=display, timeout=timeout, on_timeout=on_timeout,
+                    deadline=kwargs.pop("deadline", DEFAULT_DEADLINE), poller=kwargs.pop("poller", None),
+                    return_url=kwargs.pop("return_url", None), logo_info=kwargs.pop("logo_info", None),
+                    aigc_meta=kwargs.pop("aigc_meta", None), params=kwargs)
+    return Run(task, display)
 
 
 # --- what the lower layers need from here -------------------------------------------------------------

@@ -399,11 +399,12 @@ async def test_bad_input_is_a_validation_error_before_any_request(sim: Simulator
 def test_error_tree_is_complete() -> None:
     """Every leaf class of volcnb._exceptions is raised through the client by a test above (the two bases,
     ``VolcError`` and ``APIError``, through their subclasses; ``PossiblyCreatedError`` by a batch in
-    tests/verbs/test_batch_http.py). A new class must get a test here."""
+    tests/verbs/test_batch_http.py; ``ArgumentTypeError`` and ``FetchOptionsError`` in
+    tests/verbs/test_hardening.py). A new class must get a test here."""
     import volcnb._exceptions as ex
 
     reached = {APIError, AuthError, ConcurrencyLimitError, ContentRiskError, InvalidArgumentError, ProtocolError,
-               ex.PossiblyCreatedError, RateLimitError, RequestTimeoutError, ServerError, SignatureError, SubmitUncertainError, ex.SubmitTimeoutError,
+               ex.PossiblyCreatedError, ex.ArgumentTypeError, ex.FetchOptionsError, RateLimitError, RequestTimeoutError, ServerError, SignatureError, SubmitUncertainError, ex.SubmitTimeoutError,
                TaskCancelledError,
                TaskExpiredError, TaskNotFoundError, TaskTimeoutError, TransportError, ValidationError, VolcError}
     assert {getattr(ex, n) for n in ex.__all__} - {ex.VolcnbWarning} == reached
@@ -555,8 +556,11 @@ async def test_iva_upload_through_the_client(sim: Simulator, client: Client) -> 
     image().save(buf, "PNG")
     image_id = await client.iva.add_image("iva-task-1", buf.getvalue(), name="a.png")
     assert len(image_id) == 36 and sim.counters.uploads == 1
-    with pytest.raises(InvalidArgumentError) as info:
+    with pytest.raises(ValidationError) as refused:  # not a picture at all: refused before sending
         await client.iva.add_image("iva-task-1", b"not an image", name="a.png")
+    assert refused.value.field == "ImageFile" and sim.counters.uploads == 1
+    with pytest.raises(InvalidArgumentError) as info:  # a picture's header, cut short: the service refuses it
+        await client.iva.add_image("iva-task-1", buf.getvalue()[:120], name="a.png")
     assert "ImageFile" in info.value.message and info.value.task_id == "iva-task-1"
     check_error(info.value)
 

@@ -63,7 +63,7 @@ def test_attach_to_an_unknown_id_raises_not_found_with_the_id(client: volcnb.Cli
         task.result(timeout=10)
     assert info.value.task_id == "7000000000000000042" and info.value.code == "not_found"
     assert "7000000000000000042" in str(info.value)
-    assert task.status == "failed" and task.error is info.value
+    assert task.status == "not_found" and task.error is info.value
 
 
 class FakeClock:

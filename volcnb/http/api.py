@@ -18,7 +18,10 @@ from urllib.parse import urlsplit
 import httpx
 
 from .._exceptions import (
+    ArgumentTypeError,
     AuthError,
+    ConcurrencyLimitError,
+    RateLimitError,
     RequestTimeoutError,
     SubmitTimeoutError,
     SubmitUncertainError,
@@ -30,10 +33,13 @@ from .._sync import finish_on, run_sync
 from ..protocol import wire
 from ..protocol.options import AigcMeta, LogoInfo
 from ..protocol.retry import RetryPolicy, classify, retry_after_seconds
+from ..protocol.submission import check_bool, check_str, check_task_id
 from ..protocol.wire import ApiRequest, OpenApiReply, Reply
 from .auth import VolcAuth
+from .checks import check_client_args
 from .credentials import find_credentials
 from .iva import IvaUploads
+from .pacing import Pacer, TokenBucket, shared_pacer
 
 __all__ = ["ApiClient"]
 
@@ -81,7 +87,10 @@ class ApiClient:
         max_retries: int = 3,
         retry: RetryPolicy | None = None,
         keepalive_expiry: float = KEEPALIVE_EXPIRY,
+        pacer: Pacer | None = None,
     ) -> None:
+        check_client_args(access_key=access_key, secret_key=secret_key, session_token=session_token, region=region, transport=transport, timeout=timeout, connect_timeout=connect_timeout,
+                          max_retries=max_retries, retry=retry, keepalive_expiry=keepalive_expiry, pacer=pacer)
         found = find_credentials(access_key, secret_key, session_token)
         if found is None:
             raise AuthError(
@@ -98,6 +107,8 @@ class ApiClient:
         self.timeout = httpx.Timeout(timeout, connect=connect_timeout)
         self.retry = retry or RetryPolicy(max_retries=max_retries)
         self.keepalive_expiry = keepalive_expiry
+        self.pacer = pacer or shared_pacer(self.cv_url, self.credentials.access_key, transport)
+        """The rate controller shared by every client, task and batch on this backend and access key."""
         self._auth = {
             wire.CV_SERVICE: VolcAuth(self.credentials, region=region, service=wire.CV_SERVICE),
             wire.IVA_SERVICE: VolcAuth(self.credentials, region=region, service=wire.IVA_SERVICE),
@@ -156,11 +167,14 @@ class ApiClient:
             raise _transport_error(exc, req.action, req.task_id, req.req_key) from exc
 
     async def _retrying(self, label: str, attempt: Callable[[], Awaitable[T]], *, idempotent: bool,
-                        task_id: str | None = None, req_key: str | None = None) -> T:
-        """Run ``attempt`` until it succeeds or :func:`classify` says to stop; the one retry loop."""
+                        task_id: str | None = None, req_key: str | None = None, retry: bool = True) -> T:
+        """Run ``attempt`` until it succeeds or :func:`classify` says to stop; the one retry loop.
+
+        Every attempt first passes the pacer (:meth:`_call`), so a retry after a 50429 also waits its turn.
+        ``retry=False``: one attempt (the task poll loop retries by itself, until the task's deadline).
+        """
         tries = 0
         while True:
-            tries += 1
             try:
                 return await attempt()
             except VolcError as exc:
@@ -172,7 +186,8 @@ class ApiClient:
                         "server and was not re-submitted to avoid paying twice", req_key=req_key
                     ) from (exc.__cause__ or exc)
                 too_long = exc.retry_after is not None and exc.retry_after > self.retry.max_retry_after
-                if decision == "retry" and tries <= self.retry.max_retries and not too_long:
+                tries += 1
+                if retry and decision == "retry" and tries <= self.retry.max_retries and not too_long:
                     delay = self.retry.backoff(tries, exc.retry_after)
                     log.info("volcnb: %s attempt %d failed (%s); retrying in %.2fs", label, tries, exc.message,
                              delay)
@@ -182,21 +197,41 @@ class ApiClient:
                     exc.task_id = task_id
                 raise
 
-    async def _call(self, req: ApiRequest, parse: Callable[[int, bytes, ApiRequest], T]) -> T:
+    def _bucket(self, req: ApiRequest) -> TokenBucket | None:
+        if req.service != wire.CV_SERVICE:
+            return None
+        return self.pacer.submits if req.action == wire.SUBMIT[0] else self.pacer.polls
+
+    async def _call(self, req: ApiRequest, parse: Callable[[int, bytes, ApiRequest], T], *, retry: bool = True,
+                    on_queued: Callable[[bool], None] | None = None) -> T:
+        bucket = self._bucket(req)
+
         async def attempt() -> T:
+            if bucket is not None:
+                waited = await bucket.take((lambda: on_queued(True)) if on_queued else None)
+                if waited and on_queued:
+                    on_queued(False)
             resp = await self._post(req)
             try:
-                return parse(resp.status_code, resp.content, req)
+                out = parse(resp.status_code, resp.content, req)
             except VolcError as err:
                 err.retry_after = retry_after_seconds(resp.headers)
+                if isinstance(err, ConcurrencyLimitError):
+                    self.pacer.unfinished.penalize()
+                elif isinstance(err, RateLimitError) and bucket is not None:
+                    bucket.penalize(err.retry_after)
                 raise
+            if bucket is not None:
+                bucket.reward()
+            return out
 
         return await self._retrying(req.action, attempt, idempotent=req.idempotent, task_id=req.task_id,
-                                    req_key=req.req_key)
+                                    req_key=req.req_key, retry=retry)
 
-    async def send_cv(self, req: ApiRequest) -> Reply:
-        """Send a CV-service call (service envelope) with the retry policy; raise a typed error."""
-        return await self._call(req, wire.parse_service_reply)
+    async def send_cv(self, req: ApiRequest, *, retry: bool = True,
+                      on_queued: Callable[[bool], None] | None = None) -> Reply:
+        """Send a CV-service call (service envelope), paced, with the retry policy; raise a typed error."""
+        return await self._call(req, wire.parse_service_reply, retry=retry, on_queued=on_queued)
 
     async def send_openapi(self, req: ApiRequest) -> OpenApiReply:
         """Send an OpenAPI call (IVA; ``ResponseMetadata`` envelope) with the retry policy."""
@@ -245,13 +280,29 @@ class ApiClient:
 
     # --- the protocol -------------------------------------------------------------------------
 
-    async def submit_task(self, req_key: str, params: Mapping[str, Any]) -> tuple[str, Reply]:
+    async def submit_task(self, req_key: str, params: Mapping[str, Any], *, wait_for_slot: bool = False,
+                          on_queued: Callable[[bool], None] | None = None) -> tuple[str, Reply]:
         """``CVSync2AsyncSubmitTask``: send the capability body as is; return ``(task_id, reply)``.
 
-        This is the raw call (no input checks); ``volcnb.submit`` is the friendly one.
+        This is the raw call (no input checks); ``volcnb.submit`` is the friendly one. It is paced (a token
+        of ``pacer.submits``) and counted among the unfinished tasks; ``wait_for_slot=True`` also waits
+        while ``pacer.unfinished`` is full (only where polls run meanwhile to free slots: a blocking call
+        would wait forever). ``on_queued(True/False)`` is told when the call waits locally and when it goes.
         """
-        reply = await self.send_cv(wire.build_submit(req_key, params))
-        return wire.submitted_task_id(reply), reply
+        check_str(req_key, "req_key")
+        if not isinstance(params, Mapping):
+            raise ArgumentTypeError(f"params must be a dict of the capability's parameters, got "
+                                    f"{type(params).__name__}", field="params", limit="dict")
+        cap = self.pacer.unfinished
+        await cap.admit(wait=wait_for_slot, on_wait=(lambda: on_queued(True)) if on_queued else None)
+        try:
+            reply = await self.send_cv(wire.build_submit(req_key, params), on_queued=on_queued)
+            task_id = wire.submitted_task_id(reply)
+        except BaseException:
+            cap.abandon()
+            raise
+        cap.bind(task_id)
+        return task_id, reply
 
     async def get_result(
         self,
@@ -259,16 +310,34 @@ class ApiClient:
         task_id: str,
         *,
         return_url: bool | None = None,
-        logo_info: LogoInfo | None = None,
-        aigc_meta: AigcMeta | None = None,
+        logo_info: LogoInfo | Mapping[str, Any] | None = None,
+        aigc_meta: AigcMeta | Mapping[str, Any] | None = None,
+        retry: bool = True,
     ) -> Reply:
-        """``CVSync2AsyncGetResult`` once (retried on transient faults); ``reply.data['status']`` says where it is."""
-        return await self.send_cv(wire.build_get_result(req_key, task_id, return_url=return_url,
-                                                        logo_info=logo_info, aigc_meta=aigc_meta))
+        """``CVSync2AsyncGetResult`` once (paced; retried on transient faults unless ``retry=False``);
+        ``reply.data['status']`` says where the task is. ``logo_info``/``aigc_meta`` may be plain dicts."""
+        req_key, task_id = check_str(req_key, "req_key") or "", check_task_id(task_id)
+        check_bool(return_url, "return_url")
+        req = wire.build_get_result(
+            req_key, task_id, return_url=return_url,
+            logo_info=LogoInfo.coerce(logo_info) if logo_info is not None else None,
+            aigc_meta=AigcMeta.coerce(aigc_meta) if aigc_meta is not None else None)
+        try:
+            reply = await self.send_cv(req, retry=retry)
+        except VolcError as err:
+            if err.task_failed:
+                self.pacer.unfinished.finished(task_id)
+            raise
+        if reply.data.get("status") in ("done", "not_found", "expired"):
+            self.pacer.unfinished.finished(task_id)
+        return reply
 
     async def cancel_task(self, req_key: str, task_id: str) -> Reply:
         """``CVCancelTask`` (Version 2024-06-06). Known from the official SDK only; undocumented semantics."""
-        return await self.send_cv(wire.build_cancel(req_key, task_id))
+        req_key, task_id = check_str(req_key, "req_key") or "", check_task_id(task_id)
+        reply = await self.send_cv(wire.build_cancel(req_key, task_id))
+        self.pacer.unfinished.finished(task_id)
+        return reply
 
     def submit_task_sync(self, req_key: str, params: Mapping[str, Any]) -> tuple[str, Reply]:
         """Blocking :meth:`submit_task`."""

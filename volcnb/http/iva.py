@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from .._sync import run_sync
 from ..protocol import wire
 from ..protocol.images import iva_payload
+from .checks import check_iva_args, check_iva_picture
 
 if TYPE_CHECKING:
     from .api import ApiClient
@@ -30,9 +31,11 @@ class IvaUploads:
                   algo_params: Mapping[str, Any] | None = None) -> str:
         """Upload one image or video (a path, bytes, a PIL image for images, or an ``http(s)`` URL); return
         its ``ImageID`` / ``VideoID``."""
+        tid, name, desc, params = check_iva_args(task_id, name=name, desc=desc, algo_params=algo_params)
         name, url, file = iva_payload(media, name, kind=kind)
-        req = wire.build_iva_upload(kind, task_id, name=name, url=url, file=file, desc=desc,
-                                    algo_params=algo_params)
+        if kind == "image" and file is not None:
+            check_iva_picture(file[1])
+        req = wire.build_iva_upload(kind, tid, name=name, url=url, file=file, desc=desc, algo_params=params)
         reply = await self._client.send_openapi(req)
         return str(reply.result.get("ImageID" if kind == "image" else "VideoID", ""))
 

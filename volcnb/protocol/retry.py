@@ -38,13 +38,17 @@ class RetryPolicy:
     """Longest backoff, seconds."""
     max_retry_after: float = 120.0
     """A server ``Retry-After`` longer than this is not waited for: the error is raised."""
+    reconnect_cap: float = 5.0
+    """Longest pause between two polls of a task while the service is unreachable (polls are retried until
+    the task's deadline, not a fixed count: a short cap finds the service soon after it is back)."""
     sleep: Callable[[float], Awaitable[None]] = field(default=asyncio.sleep, repr=False)
     rng: random.Random = field(default_factory=random.Random, repr=False)
 
-    def backoff(self, attempt: int, retry_after: float | None = None) -> float:
-        """Delay before retry number ``attempt`` (1-based): equal jitter on ``base·2^(n-1)``, capped."""
+    def backoff(self, attempt: int, retry_after: float | None = None, *, cap: float | None = None) -> float:
+        """Delay before retry number ``attempt`` (1-based): equal jitter on ``base·2^(n-1)``, capped at ``cap``
+        (default :attr:`cap`)."""
         # Clamp the exponent: 2 ** 1100 does not fit a float, and the cap is reached long before.
-        ceiling = min(self.cap, self.base * (2 ** min(attempt - 1, 64)))
+        ceiling = min(self.cap if cap is None else cap, self.base * (2 ** min(attempt - 1, 64)))
         delay: float = ceiling / 2 + self.rng.uniform(0, ceiling / 2)
         if retry_after is not None:
             delay = max(delay, retry_after)

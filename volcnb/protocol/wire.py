@@ -32,7 +32,7 @@ IVA_IMAGE = ("AddAsyncTaskImageData", IVA_VERSION)
 IVA_VIDEO = ("AddAsyncTaskVideoData", IVA_VERSION)
 
 SUCCESS = 10000
-Status = Literal["submitting", "in_queue", "generating", "done", "failed", "cancelled", "not_found", "expired"]
+Status = Literal["queued", "submitting", "in_queue", "generating", "done", "failed", "cancelled", "not_found", "expired"]
 SERVER_STATUSES = ("in_queue", "generating", "done", "not_found", "expired")
 
 

@@ -12,15 +12,26 @@ import time
 import warnings
 import weakref
 from collections.abc import Callable, Generator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
-from .._exceptions import TaskCancelledError, TaskTimeoutError, VolcError, VolcnbWarning
+from .._exceptions import (
+    FetchOptionsError,
+    InvalidArgumentError,
+    TaskCancelledError,
+    TaskExpiredError,
+    TaskNotFoundError,
+    TaskTimeoutError,
+    VolcError,
+    VolcnbWarning,
+)
 from .._sync import run_sync, running_loop
 from ..protocol import wire
 from ..protocol.options import AigcMeta, LogoInfo
+from ..protocol.retry import classify
 from ..protocol.wire import Reply, Status
 from ..results import Result
 from .adaptive import AdaptivePoller
+from .arguments import OnTimeout, check_attach, check_wait
 from .polling import Poller
 from .ports import default_client, presenter
 
@@ -31,8 +42,7 @@ __all__ = ["DEFAULT_DEADLINE", "OnTimeout", "Task", "poller_for", "set_poller"]
 
 DEFAULT_DEADLINE = 300.0
 """Default overall deadline of a wait, seconds (images; the API's own task validity is 12 h)."""
-OnTimeout = Literal["raise", "detach", "cancel"]
-TERMINAL: frozenset[str] = frozenset({"done", "failed", "cancelled"})
+TERMINAL: frozenset[str] = frozenset({"done", "failed", "cancelled", "not_found", "expired"})
 
 _pollers: weakref.WeakKeyDictionary[ApiClient, Poller] = weakref.WeakKeyDictionary()
 
@@ -94,6 +104,16 @@ class Task:
         self._listeners: list[Callable[[Task], None]] = []
         self.view: Any = None
         """The progress view shown for this task, if any (set by whoever showed it)."""
+        self.reconnecting = False
+        """True while polls fail for transient reasons (the service unreachable, 5xx, throttled) and are retried
+        until the task's deadline; ``last_error`` says why."""
+        self.last_error: VolcError | None = None
+        """The last transient error a poll met (kept after it cleared, for the record)."""
+        self._started = time.monotonic()
+        self.wait_timeout: float | None = None
+        """What a wait without ``timeout`` waits at most (``None``: the ``deadline``); ``submit(timeout=...)``."""
+        self.on_timeout: OnTimeout = "raise"
+        """What a wait without ``on_timeout`` does when it times out; ``submit(on_timeout=...)``."""
 
     # --- construction --------------------------------------------------------------------------
 
@@ -102,9 +122,11 @@ class Task:
                deadline: float = DEFAULT_DEADLINE) -> Task:
         """Re-attach to a task submitted earlier (another process, before a kernel restart).
 
-        Nothing is sent until you wait or refresh; a finished task's result is fetched as it is.
+        Nothing is sent until you wait or refresh; a finished task's result is fetched as it is. Bad
+        arguments raise :class:`~volcnb.ValidationError` at once.
         """
-        task = cls(req_key, client=client or default_client(), task_id=str(task_id), deadline=deadline)
+        key, tid, limit = check_attach(req_key, task_id, client=client, display=display, deadline=deadline)
+        task = cls(key, client=client or default_client(), task_id=tid, deadline=limit)
         task.submitted_at = None  # unknown: submitted by someone else
         shown = presenter()
         if shown is not None:
@@ -115,10 +137,10 @@ class Task:
         """Send the submit: at once when no event loop runs (blocking), else scheduled on the running loop
         (returns immediately; the task then polls in the background so its view moves)."""
         loop = running_loop()
-        if loop is None:
-            run_sync(self._submit())
+        if loop is None:  # blocking: nothing could free an unfinished-task slot while we wait, so don't
+            run_sync(self._submit(wait_for_slot=False))
             return
-        sub = loop.create_task(self._submit(), name="volcnb-submit")
+        sub = loop.create_task(self._submit(wait_for_slot=True), name="volcnb-submit")
         sub.add_done_callback(_retrieve)
         self._submitting = sub
         self._ensure_runner()
@@ -171,12 +193,13 @@ class Task:
 
     # --- submit --------------------------------------------------------------------------------
 
-    async def _submit(self) -> None:
+    async def _submit(self, *, wait_for_slot: bool = False) -> None:
         if self.task_id is not None:
             return
         assert self._body is not None
         try:
-            task_id, reply = await self.client.submit_task(self.req_key, self._body)
+            task_id, reply = await self.client.submit_task(self.req_key, self._body, wait_for_slot=wait_for_slot,
+                                                           on_queued=self._queued)
         except VolcError as err:
             self._fail(err)
             raise
@@ -185,7 +208,14 @@ class Task:
         self.submitted_at = time.time()
         self.submitted_monotonic = time.monotonic()
         self._body = None  # the inputs are no longer needed; do not keep megabytes of base64 around
+        # A handle dropped before its task is seen finished gives its unfinished-task slot back.
+        weakref.finalize(self, self.client.pacer.unfinished.finished, task_id)
         self._set("in_queue")
+
+    def _queued(self, waiting: bool) -> None:
+        """The pacer holds the submit locally (``queued``) or lets it go (``submitting``)."""
+        if self.task_id is None:
+            self._set("queued" if waiting else "submitting")
 
     async def submitted(self) -> str:
         """Wait until the submit has landed; return the task id."""
@@ -223,14 +253,56 @@ class Task:
         """Blocking :meth:`refresh`."""
         return run_sync(self.refresh())
 
+    def _deadline_left(self) -> float:
+        """Seconds until the task's own deadline (counted from its submit, or from the attach)."""
+        if self.deadline is None:
+            return float("inf")
+        start = self.submitted_monotonic if self.submitted_monotonic is not None else self._started
+        return start + self.deadline - time.monotonic()
+
+    async def _ask(self, options: Mapping[str, Any]) -> Reply:
+        """One GetResult, retried through outages until the task's deadline (GetResult is idempotent).
+
+        Transport errors, 5xx and 50429/50430/50500/50501 set :attr:`reconnecting` and are retried with
+        capped, jittered backoff; anything else (and the deadline) raises.
+        """
+        assert self.task_id is not None
+        policy = self.client.retry
+        attempt = 0
+        while True:
+            try:
+                reply = await self.client.get_result(self.req_key, self.task_id, retry=False, **options)
+            except VolcError as err:
+                self.polls += 1
+                left = self._deadline_left()
+                if classify(err, idempotent=True) != "retry" or left <= 0:
+                    raise
+                attempt += 1
+                self.reconnecting, self.last_error = True, err
+                self._notify()
+                await policy.sleep(min(left, policy.backoff(attempt, err.retry_after, cap=policy.reconnect_cap)))
+                continue
+            self.polls += 1
+            if self.reconnecting:
+                self.reconnecting = False
+                self._notify()
+            return reply
+
     async def _poll_once(self) -> Reply:
         assert self.task_id is not None
+        options = _fetch_kwargs(self.fetch_options)
         try:
-            reply = await self.client.get_result(self.req_key, self.task_id, **_fetch_kwargs(self.fetch_options))
-            self.polls += 1
+            reply = await self._ask(options)
             status = wire.task_status(reply, task_id=self.task_id, req_key=self.req_key)
+        except TaskNotFoundError as err:  # expired too: the handle ends at once, keeping the task id
+            self._fail(err, "expired" if isinstance(err, TaskExpiredError) else "not_found")
+            raise
+        except InvalidArgumentError as err:
+            if options and not err.task_failed:
+                raise await self._options_refused(err, options) from err
+            self._fail(err)
+            raise
         except VolcError as err:
-            self.polls += 1
             self._fail(err)
             raise
         self.request_id = reply.request_id or self.request_id
@@ -244,11 +316,31 @@ class Task:
             self._notify()
         return reply
 
+    async def _options_refused(self, err: InvalidArgumentError, options: Mapping[str, Any]) -> FetchOptionsError:
+        """GetResult refused the fetch options: learn the task's status without them, keep it, explain."""
+        try:
+            probe = await self._ask({})
+            status: Status = wire.task_status(probe, task_id=self.task_id, req_key=self.req_key)
+        except VolcError:
+            status = self.status
+        if status != self.status:
+            self._set(status)
+        wire_options = _jsonable_options(options)
+        refused = FetchOptionsError(
+            f"GetResult refused the fetch options {wire_options} of {self.req_key} task {self.task_id} "
+            f"({err.message}); the task is {status} and nothing is lost: fetch it again with other options, "
+            f"await task.fetch(logo_info=...) or volcnb.Task.attach({self.req_key!r}, {self.task_id!r}).fetch(...)",
+            code=err.code, request_id=err.request_id, task_id=self.task_id, status_code=err.status_code,
+            req_key=self.req_key, options=wire_options, status=status)
+        self.error = refused
+        self._notify()
+        return refused
+
     async def _drive(self) -> Result:
         poller = self._poller_for()
         try:
             await self.submitted()
-            while not self.done:
+            while not self.done and self.error is None:
                 await poller.pause(self)
                 await self._poll_once()
                 poller.record(self, self.status)
@@ -272,13 +364,15 @@ class Task:
 
     # --- waiting -------------------------------------------------------------------------------
 
-    async def wait(self, timeout: float | None = None, on_timeout: OnTimeout = "raise") -> Result | None:
+    async def wait(self, timeout: float | None = None, on_timeout: OnTimeout | None = None) -> Result | None:
         """Wait for the result, at most ``timeout`` seconds (default: the task's ``deadline``).
 
         On timeout: ``"raise"`` raises :class:`TaskTimeoutError` (the task keeps running on the server),
         ``"detach"`` returns ``None`` and lets the handle keep polling in the background where a loop keeps
         running (a notebook), ``"cancel"`` cancels the task on the server and raises.
         """
+        timeout, on_timeout = check_wait(self.wait_timeout if timeout is None else timeout,
+                                         self.on_timeout if on_timeout is None else on_timeout)
         if self._result is not None:
             return self._result
         if self.error is not None:
@@ -313,8 +407,9 @@ class Task:
 
         return _wait().__await__()
 
-    def result(self, timeout: float | None = None, on_timeout: OnTimeout = "raise") -> Result:
+    def result(self, timeout: float | None = None, on_timeout: OnTimeout | None = None) -> Result:
         """Block until the result is ready (works in scripts and inside a running notebook loop)."""
+        check_wait(timeout, on_timeout or "raise")
         if self._result is not None:
             return self._result
         res = run_sync(self.wait(timeout, on_timeout))
@@ -364,16 +459,33 @@ class Task:
         """Query the SAME task again with other GetResult options (never re-submits).
 
         ``logo_info``/``aigc_meta`` may be plain dicts. Waits for the task first if it is not done yet.
+        After a :class:`~volcnb.FetchOptionsError` this is how to fetch the task with options that work.
         """
         options = fetch_options(return_url=return_url, logo_info=logo_info, aigc_meta=aigc_meta)
-        if self._result is None:
+        if isinstance(self.error, FetchOptionsError):
+            self.error, self.fetch_options = None, options
+            if self.status != "done":  # poll on with the new options
+                res = await self.wait()
+                assert res is not None
+                return res
+        elif self._result is None:
             await self.wait()
         assert self.task_id is not None
-        reply = await self.client.get_result(self.req_key, self.task_id, **_fetch_kwargs(options))
-        status = wire.task_status(reply, task_id=self.task_id, req_key=self.req_key)
+        kwargs = _fetch_kwargs(options)
+        try:
+            reply = await self._ask(kwargs)
+            status = wire.task_status(reply, task_id=self.task_id, req_key=self.req_key)
+        except InvalidArgumentError as err:
+            if kwargs and not err.task_failed:
+                raise await self._options_refused(err, kwargs) from err
+            raise
         if status != "done":  # pragma: no cover - a done task stays done until it expires
             raise VolcError(f"task {self.task_id} is {status}", task_id=self.task_id)
-        return await self._build_result(reply, options)
+        res = await self._build_result(reply, options)
+        if self._result is None:  # the first result this handle got (its own options were refused)
+            self._result, self.finished_at = res, time.time()
+            self._notify()
+        return res
 
     def fetch_sync(self, **options: Any) -> Result:
         """Blocking :meth:`fetch`."""
