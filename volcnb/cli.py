@@ -87,8 +87,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``volcnb`` command."""
+    """Entry point of the ``volcnb`` command: errors are one plain line on stderr, never a traceback."""
+    from ._exceptions import ValidationError, VolcError
+
     args = build_parser().parse_args(argv)
+    try:
+        return _dispatch(args)
+    except ValidationError as err:  # refused before anything was sent
+        print(f"volcnb {args.command}: {err.message}", file=sys.stderr)
+        return 2
+    except VolcError as err:
+        print(f"volcnb {args.command}: {err.message}", file=sys.stderr)
+        return 1
+
+
+def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "sim":
         return _sim(args)
     if args.command == "demo":

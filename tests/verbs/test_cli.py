@@ -77,3 +77,26 @@ def test_run_over_a_folder_is_a_journaled_batch_that_resumes(tmp_path: Path) -> 
     resumed = _volcnb("resume", cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr
     assert "nothing unfinished" in resumed.stderr
+
+
+def test_run_refuses_bad_parameters_with_the_field_and_sends_nothing(tmp_path: Path) -> None:
+    """Against a `volcnb sim` over HTTP with keys in the environment: each bad parameter is named on stderr,
+    the exit code says it failed, and the simulator never saw a submit."""
+    from volcnb.sim import DEFAULT_ACCESS_KEY, DEFAULT_SECRET_KEY, SimServer, Simulator
+
+    sim = Simulator(queue_time=0.0)
+    with SimServer(sim) as server:
+        env = {**{k: v for k, v in os.environ.items() if not k.startswith("VOLC")},
+               "VOLC_ACCESSKEY": DEFAULT_ACCESS_KEY, "VOLC_SECRETKEY": DEFAULT_SECRET_KEY}
+        for params, field in [(["only_mask=9"], "only_mask"), (["refine_mask=\"x\""], "refine_mask"),
+                              (["rgb=[1,2]"], "rgb"), (["return_url=\"no\""], "return_url"),
+                              (['logo_info={"add_logo": true, "position": 7}'], "logo_info.position")]:
+            args = ["run", "saliency_seg", str(GRACE), "--out", str(tmp_path / "o"), "--endpoint", server.url,
+                    "--no-journal"]
+            for p in params:
+                args += ["-p", p]
+            proc = subprocess.run([sys.executable, "-m", "volcnb.cli", *args], capture_output=True, text=True,
+                                  cwd=tmp_path, env=env, timeout=120)
+            assert proc.returncode != 0 and field in proc.stderr, (params, proc.stderr)
+            assert "Traceback" not in proc.stderr and DEFAULT_SECRET_KEY not in proc.stderr + proc.stdout
+    assert sim.counters.submits == 0 and sim.counters.polls == 0

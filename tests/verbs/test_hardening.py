@@ -4,17 +4,26 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import json
+import os
+import sqlite3
+import subprocess
+import sys
+import time
 import warnings
+from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
 from matplotlib import cbook
+from PIL import Image
 
 import volcnb
 from volcnb.sim import DEFAULT_ACCESS_KEY as AK
 from volcnb.sim import DEFAULT_SECRET_KEY as SK
-from volcnb.sim import ServiceTime, Simulator
+from volcnb.sim import ServiceTime, SimProcess, Simulator
 
 IMAGE = cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)
 
@@ -141,3 +150,73 @@ async def test_an_outage_while_tasks_generate_ends_no_handle() -> None:
         await client.aclose()
         server.stop()
         sim.close()
+
+
+async def test_volcnb_sim_killed_for_3_s_while_tasks_generate(tmp_path: Path) -> None:
+    """``volcnb sim --db`` is SIGKILLed while 10 tasks generate and restarted 3 s later on the same port:
+    all 10 handles finish done and the restarted server accepted no new submit."""
+    db = tmp_path / "sim.sqlite"
+    server = SimProcess("--db", str(db), "--queue-time", "0", "--service-time", "saliency_seg=2:0",
+                        log=tmp_path / "sim.log").start()
+    client = volcnb.Client(AK, SK, endpoint=server.url)
+    try:
+        tasks = [volcnb.submit("saliency_seg", IMAGE, client=client, display=False) for _ in range(10)]
+        ids = await asyncio.gather(*(t.submitted() for t in tasks))
+        server.kill()
+        await asyncio.sleep(3.0)
+        assert not any(t.done for t in tasks)
+        server = SimProcess("--db", str(db), "--queue-time", "0", "--service-time", "saliency_seg=2:0",
+                            port=server.port, log=tmp_path / "sim.log").start()
+        results = await asyncio.wait_for(asyncio.gather(*tasks), 120)
+        assert all(r.images for r in results) and [t.status for t in tasks] == ["done"] * 10
+        counters = (await asyncio.to_thread(httpx.get, server.url + "/sim/stats", timeout=10)).json()["counters"]
+        assert counters["submits"] == 0  # the restarted server: polls only
+        with sqlite3.connect(db) as conn:
+            assert sorted(r[0] for r in conn.execute("SELECT task_id FROM tasks")) == sorted(ids)
+    finally:
+        await client.aclose()
+        server.stop()
+
+
+async def test_three_hundred_gathered_submits_over_http_at_the_quota(tmp_path: Path) -> None:
+    """300 ``volcnb.submit()`` gathered in one loop against ``volcnb sim`` with its default quotas: all done,
+    no 50429/50430 reaches the user, exactly 300 distinct submits, within 1.3× of 300/quota + service time."""
+    server = SimProcess("--queue-time", "0", "--service-time", "saliency_seg=1:0", "--processes", "2",
+                        log=tmp_path / "sim.log").start()
+    client = volcnb.Client(AK, SK, endpoint=server.url)
+    try:
+        base = np.asarray(Image.open(IMAGE).convert("RGB").resize((160, 128)))
+        images = []
+        for i in range(300):
+            a = base.copy()
+            a[0, :2, 0] = [i // 256, i % 256]  # distinct inputs: duplicates would show as such
+            buf = io.BytesIO()
+            Image.fromarray(a).save(buf, "PNG")
+            images.append(buf.getvalue())  # encoded bytes, as a file's would be
+        started = time.monotonic()
+        tasks = [volcnb.submit("saliency_seg", img, client=client, display=False) for img in images]
+        results = await asyncio.wait_for(asyncio.gather(*tasks), 120)
+        wall = time.monotonic() - started
+        assert len(results) == 300 and all(t.status == "done" for t in tasks)
+        counters = (await asyncio.to_thread(httpx.get, server.url + "/sim/stats", timeout=10)).json()["counters"]
+        assert counters["accepted"] == 300 and counters["duplicates"] == 0
+        assert wall <= 1.3 * (300 / 20 + 1.0), f"{wall:.1f} s"
+    finally:
+        await client.aclose()
+        server.stop()
+
+
+def test_asyncio_run_in_a_script_returns_a_result(tmp_path: Path) -> None:
+    script = tmp_path / "script.py"
+    script.write_text(
+        "import asyncio, volcnb\n"
+        "from matplotlib import cbook\n"
+        "volcnb.use_simulator()\n"
+        "res = asyncio.run(volcnb.run('saliency_seg', cbook.get_sample_data('grace_hopper.jpg', asfileobj=False)))\n"
+        "print(type(res).__name__, isinstance(res, volcnb.Result), len(res.images))\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VOLC")}
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=120,
+                          cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    name, is_result, count = proc.stdout.split()
+    assert name == "SegmentationResult" and is_result == "True" and int(count) >= 1

@@ -28,6 +28,7 @@ from .._sync import run_sync, running_loop
 from ..protocol import wire
 from ..protocol.options import AigcMeta, LogoInfo
 from ..protocol.retry import classify
+from ..protocol.submission import check_bool
 from ..protocol.wire import Reply, Status
 from ..results import Result
 from .adaptive import AdaptivePoller
@@ -464,6 +465,8 @@ class Task:
         options = fetch_options(return_url=return_url, logo_info=logo_info, aigc_meta=aigc_meta)
         if isinstance(self.error, FetchOptionsError):
             self.error, self.fetch_options = None, options
+            if self._runner is not None and self._runner.done():
+                self._runner = None  # it ended with the refusal: a new one polls with the new options
             if self.status != "done":  # poll on with the new options
                 res = await self.wait()
                 assert res is not None
@@ -500,7 +503,7 @@ def fetch_options(
 ) -> dict[str, Any]:
     """Checked GetResult options (plain dicts become :class:`LogoInfo` / :class:`AigcMeta`)."""
     return {
-        "return_url": return_url,
+        "return_url": check_bool(return_url, "return_url"),
         "logo_info": LogoInfo.coerce(logo_info) if logo_info is not None else None,
         "aigc_meta": AigcMeta.coerce(aigc_meta) if aigc_meta is not None else None,
     }
