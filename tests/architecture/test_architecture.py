@@ -151,3 +151,34 @@ def test_the_size_check_can_fail(tmp_path: pathlib.Path) -> None:
     assert size_problems(tmp_path / "m.py") == ["m.py:1 big() is 71 lines"]
     (tmp_path / "m.py").write_text(f"def big():  # long: a table\n{body}\n")
     assert size_problems(tmp_path / "m.py") == []
+
+
+DOCUMENT_AS_SEED = re.compile(r"\bseeds?[ _-]?0\d\d\b|\bseeds' (own )?example", re.IGNORECASE)
+
+
+def _documents_named_as_seeds(paths: list[pathlib.Path]) -> list[str]:
+    hits = []
+    for path in paths:
+        for n, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
+            if DOCUMENT_AS_SEED.search(line):
+                hits.append(f"{path.relative_to(ROOT)}:{n}: {line.strip()[:80]}")
+    return hits
+
+
+def test_no_text_names_an_api_document_as_a_seed() -> None:
+    """Users know the API documents by title (the 同步转异步 document, the 人像保持 document, …): no
+    docstring, message, test, notebook or README calls one by a number."""
+    files = [ROOT / "README.md", *(ROOT / "benchmarks").glob("*"), *(ROOT / "notebooks").glob("*.ipynb")]
+    for folder in ("volcnb", "tests", "scripts"):
+        files += [p for p in (ROOT / folder).rglob("*") if p.suffix in {".py", ".md", ".txt", ""} and p.is_file()]
+    assert _documents_named_as_seeds([p for p in files if p.is_file()]) == []
+
+
+def test_the_seed_check_can_fail() -> None:
+    bad = ROOT / "tests" / "architecture" / "_seed_probe.txt"
+    try:
+        bad.write_text("as " + "seed" + " 002's example shows\nrandom seed 3 is fine\n", encoding="utf-8")
+        hits = _documents_named_as_seeds([bad])
+    finally:
+        bad.unlink()
+    assert len(hits) == 1 and ":1:" in hits[0]

@@ -119,7 +119,7 @@ SEED002_GET_RESULT_REPLY = """{
     "time_elapsed": "16.52978614s"
 }"""
 
-# Seed 001 (IVA): the documented envelope, its "// 优先检测此字段…" comment removed (JSON has no comments).
+# The IVA document: the documented envelope, its "// 优先检测此字段…" comment removed (JSON has no comments).
 SEED001_IMAGE_REPLY = """{
     "ResponseMetadata": {
         "RequestId": "20220214145936010211209131054BC6F2",
@@ -172,7 +172,7 @@ def _err_attrs_ok(err: VolcError) -> None:
 @pytest.mark.parametrize(("body", "task_id", "request_id", "elapsed"), [
     (SEED000_SUBMIT_REPLY, "7418048504813240370", "2024092411365866C579D2A96A35DA62A9", "23.099216ms"),
     (SEED002_SUBMIT_REPLY, "7392616336519610409", "20240720103939AF0029465CF6A74E51EC", "104.852309ms"),
-], ids=["seed000", "seed002"])
+], ids=["sync2async-document", "portrait-document"])
 def test_seed_submit_replies(body: str, task_id: str, request_id: str, elapsed: str) -> None:
     reply = _wire.parse_service_reply(200, body.encode(), SUBMIT)
     assert _wire.submitted_task_id(reply) == task_id
@@ -311,7 +311,7 @@ def test_done_with_failure_code_marks_the_task_failed() -> None:
     assert not_done.value.task_failed is False
 
 
-# --- seed 001: the OpenAPI envelope ----------------------------------------------------------------
+# --- the IVA document: the OpenAPI envelope ----------------------------------------------------------------
 
 def test_seed001_envelope_with_error_is_raised() -> None:
     iva = _wire.build_iva_upload("image", "task-1", name="a.jpg", url="https://x/a.jpg")

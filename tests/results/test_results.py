@@ -1,4 +1,4 @@
-"""Result / SegmentationResult (volcnb._results) over payloads shaped like seed 000's GetResult example."""
+"""Result / SegmentationResult (volcnb._results) over payloads shaped like the 同步转异步 document's GetResult example."""
 
 from __future__ import annotations
 
@@ -53,7 +53,7 @@ def rect_mask() -> np.ndarray:
 
 
 def seed_payload(**extra: Any) -> dict[str, Any]:
-    """seed 000's saliency example, scaled down, with one real mask picture after the empty entry."""
+    """The 同步转异步 document's saliency example, scaled down, with one real mask picture after the empty entry."""
     x1, y1, x2, y2 = RECT
     mask_png = png_bytes(Image.fromarray(np.where(rect_mask(), 255, 0).astype(np.uint8)))
     data: dict[str, Any] = {

@@ -346,7 +346,7 @@ async def test_watermark_is_applied_at_query_time(api: Api, fake_sim: Simulator,
 
 async def test_seed_002_contradiction_is_accepted_with_a_note(api: Api, fake_sim: Simulator,
                                                              clock: FakeClock) -> None:
-    """Seed 002's own request example turns hyper_switch on with face_switch + facestyle_switch."""
+    """The 人像保持 document's own request example turns hyper_switch on with face_switch + facestyle_switch."""
     body = {
         "req_key": PORTRAIT,
         "positive_prompt": "1girl,beautiful,looking at viewer,portrait,",

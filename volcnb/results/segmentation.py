@@ -171,7 +171,8 @@ class SegmentationResult(Result, kind="segmentation"):
                 self._mask_cache = rasterize(polys, self.canvas_size)
             else:
                 self._mask_cache = self._mask_from_outputs()
-        return self._mask_cache.copy()
+        result: BoolMask = self._mask_cache.copy()
+        return result
 
     @property
     def masks(self) -> list[BoolMask]:

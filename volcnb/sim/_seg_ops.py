@@ -86,7 +86,8 @@ def _box_mean(a: NDArray[np.floating] | BoolArray, r: int) -> F64:
     """Mean over a ``(2r+1)``-square window (clipped at the borders) of a 2-D or 3-D array."""
     x = np.asarray(a, dtype=np.float64)
     if r <= 0:
-        return x.copy()
+        result: F64 = x.copy()
+        return result
     h, w = x.shape[:2]
     s = _box_sum_axis(_box_sum_axis(x, r, 0), r, 1)
     rows = np.minimum(np.arange(h) + r + 1, h) - np.maximum(np.arange(h) - r, 0)
@@ -100,7 +101,8 @@ def _blur(a: NDArray[np.floating], sigma: float) -> F64:
     """Approximate Gaussian blur: three box passes with the variance of ``sigma**2``."""
     x = np.asarray(a, dtype=np.float64)
     if sigma <= 0.3:
-        return x.copy()
+        result: F64 = x.copy()
+        return result
     r = max(1, round((np.sqrt(1 + 4 * sigma * sigma) - 1) / 2))  # 3 boxes: var = r(r+1)
     for _ in range(3):
         x = _box_mean(x, r)
@@ -109,14 +111,16 @@ def _blur(a: NDArray[np.floating], sigma: float) -> F64:
 
 def _dilate(m: BoolArray, r: int) -> BoolArray:
     if r <= 0:
-        return m.copy()
+        result: BoolArray = m.copy()
+        return result
     out: BoolArray = _box_mean(m, r) > 1e-9
     return out
 
 
 def _erode(m: BoolArray, r: int) -> BoolArray:
     if r <= 0:
-        return m.copy()
+        result: BoolArray = m.copy()
+        return result
     out: BoolArray = _box_mean(m, r) > 1 - 1e-9
     return out
 
@@ -127,7 +131,8 @@ def _open(m: BoolArray, r: int) -> BoolArray:
 
 def _close(m: BoolArray, r: int) -> BoolArray:
     if r <= 0:
-        return m.copy()
+        result: BoolArray = m.copy()
+        return result
     p = np.pad(m, r, mode="edge")  # so that closing does not erode at the image border
     out: BoolArray = _erode(_dilate(p, r), r)[r:-r, r:-r]
     return out
@@ -186,7 +191,8 @@ def _fill_holes(m: BoolArray) -> BoolArray:
     """Fill the background regions (4-connected) that do not touch the image border."""
     lab, n = _label(~m, eight=False)
     if n == 0 or not m.any():
-        return m.copy()
+        result: BoolArray = m.copy()
+        return result
     outside = np.zeros(n + 1, dtype=bool)
     outside[np.concatenate([lab[0], lab[-1], lab[:, 0], lab[:, -1]])] = True
     outside[0] = False  # label 0 is the mask itself

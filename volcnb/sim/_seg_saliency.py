@@ -117,7 +117,8 @@ def _thin_ring(lab: F64, b: int) -> BoolArray:
                 ring |= part
         elif name != "B":
             ring |= part & ~((d_anchor > limit) & (d_cut <= limit))
-    return ring
+    result: BoolArray = ring
+    return result
 
 
 def _background_ring(lab: F64) -> BoolArray:
@@ -150,7 +151,8 @@ def _background_ring(lab: F64) -> BoolArray:
             out |= extra
         else:
             out |= extra & (d <= limit)
-    return out
+    result: BoolArray = out
+    return result
 
 
 def _local_palette_distance(lab: F64, ring: BoolArray) -> F64:

@@ -93,7 +93,8 @@ def open_input(source: Any) -> Image.Image | None:
             return source
         if isinstance(source, (str, os.PathLike)) and Path(source).is_file():
             with Image.open(source) as im:
-                return im.copy()
+                result: Image.Image | None = im.copy()
+                return result
     except OSError:
         return None
     return None
