@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from . import _logging
 from ._exceptions import (
     APIError,
     ArgumentTypeError,
@@ -54,6 +55,8 @@ from .tasks.batch import Batch, BatchItem
 from .tasks.journal import Journal
 
 __version__ = "0.1.0"
+
+_logging.configure_from_environment()
 
 __all__ = [
     "AdaptivePoller",

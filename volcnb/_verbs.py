@@ -15,7 +15,8 @@ from typing import Any
 
 import httpx
 
-from .http.api import ApiClient
+from ._exceptions import AuthError
+from .http.api import ApiClient, check_endpoint
 from .http.credentials import find_credentials
 from .http.pacing import Pacer
 from .protocol.images import ImageInput
@@ -28,7 +29,8 @@ from .tasks.arguments import OnTimeout, check_client, check_deadline, check_poll
 from .tasks.polling import Poller
 from .tasks.task import DEFAULT_DEADLINE, Task, fetch_options, poller_for, set_poller
 
-__all__ = ["Client", "Run", "get_default_client", "run", "set_default_client", "submit", "use_simulator"]
+__all__ = ["ENDPOINT_VARIABLE", "Client", "Run", "client_for", "get_default_client", "run", "set_default_client", "submit",
+           "use_simulator"]
 
 
 class Client(ApiClient):
@@ -118,12 +120,50 @@ def set_default_client(client: ApiClient | None) -> None:
         _default = client
 
 
+ENDPOINT_VARIABLE = "VOLCNB_ENDPOINT"
+"""Points every default client at one base URL (e.g. a ``volcnb sim`` at ``http://127.0.0.1:8000``)."""
+
+
+def client_for(endpoint: str | None = None, access_key: str | None = None, secret_key: str | None = None) -> Client:
+    """A client for ``endpoint`` (default: ``$VOLCNB_ENDPOINT``, else the real service).
+
+    Keys come from the arguments, then the official SDK's places. With none anywhere, a ``volcnb sim`` at
+    ``endpoint`` (it says so on ``/sim/health``) is used with its public default pair, and says so; any other
+    endpoint gets an :class:`~volcnb.AuthError` saying what to set.
+    """
+    endpoint = endpoint or os.environ.get(ENDPOINT_VARIABLE) or None
+    if endpoint is None or find_credentials(access_key, secret_key) is not None:
+        return Client(access_key, secret_key, endpoint=endpoint)
+    endpoint = check_endpoint(endpoint)
+    if _is_volcnb_sim(endpoint):
+        from .sim import DEFAULT_ACCESS_KEY, DEFAULT_SECRET_KEY
+
+        print(f"volcnb: {endpoint} is a volcnb simulator; using its public default key pair "
+              f"({DEFAULT_ACCESS_KEY})", file=sys.stderr)
+        return Client(DEFAULT_ACCESS_KEY, DEFAULT_SECRET_KEY, endpoint=endpoint)
+    raise AuthError(f"no keys for {endpoint}: set VOLC_ACCESSKEY and VOLC_SECRETKEY, write ~/.volc/credentials "
+                    "([default] access_key_id / secret_access_key), or pass --access-key/--secret-key "
+                    "(Client(access_key=..., secret_key=...))")
+
+
+def _is_volcnb_sim(endpoint: str) -> bool:
+    try:
+        reply = httpx.get(endpoint.rstrip("/") + "/sim/health", timeout=3.0)
+        return bool(reply.status_code == 200 and reply.json().get("simulator") == "volcnb")
+    except (httpx.HTTPError, ValueError, AttributeError):
+        return False
+
+
 def get_default_client() -> ApiClient:
-    """The default client: the one set, else the real service if keys are found (environment or
-    ``~/.volc``), else the embedded simulator (announced once on stderr)."""
+    """The default client: the one set, else ``$VOLCNB_ENDPOINT`` (see :func:`client_for`), else the real
+    service if keys are found (environment or ``~/.volc``), else the embedded simulator (announced once)."""
     with _lock:
         if _default is not None:
             return _default
+    if os.environ.get(ENDPOINT_VARIABLE):
+        client = client_for()
+        set_default_client(client)
+        return client
     if find_credentials() is not None:
         client = Client()
         set_default_client(client)

@@ -5,6 +5,8 @@
     volcnb demo [--out DIR]                                   # the main job, on the embedded simulator
     volcnb run REQ_KEY INPUT... --out DIR [--param k=v ...]   # files, folders, quoted globs: a journaled batch
     volcnb resume [BATCH_ID] | volcnb status                  # the journal: re-attach, what it holds
+    volcnb attach REQ_KEY TASK_ID --out DIR                   # come back to one task
+    volcnb capabilities [REQ_KEY]                             # the catalog: parameters, defaults, ranges
     volcnb sim --port 8000 [--access-key AK --secret-key SK] [--db PATH] [--service-time KEY=MEDIAN[:SIGMA]]
 """
 
@@ -16,6 +18,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+from ._exceptions import ValidationError
+from .protocol.catalog import CAPABILITIES, get_capability, suggest_req_key
 
 
 def _param(text: str) -> tuple[str, Any]:
@@ -40,32 +45,56 @@ def _service_time(text: str) -> tuple[str, float, float]:
         raise argparse.ArgumentTypeError(f"bad --service-time {text!r}") from None
 
 
+def _key_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--endpoint", help="base URL of the service (e.g. a `volcnb sim` at http://127.0.0.1:8000; "
+                   "default $VOLCNB_ENDPOINT)")
+    p.add_argument("--access-key", default=None, help="access key id (default: VOLC_ACCESSKEY, then ~/.volc)")
+    p.add_argument("--secret-key", default=None, help="secret access key (default: VOLC_SECRETKEY, then ~/.volc)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for tests and docs)."""
+    from . import __version__
+
     p = argparse.ArgumentParser(prog="volcnb", description="Volcengine visual-AI async APIs from the terminal.")
+    p.add_argument("--version", action="version", version=f"volcnb {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
     d = sub.add_parser("demo", help="run saliency_seg on a sample photo on the simulator; write PNGs")
     d.add_argument("--out", default="volcnb-demo", help="output directory (default: ./volcnb-demo)")
 
-    r = sub.add_parser("run", help="run a capability on images and save the results")
+    r = sub.add_parser("run", help="run a capability on images and save the results",
+                       epilog="req_keys: " + ", ".join(sorted(CAPABILITIES)) + " (volcnb capabilities REQ_KEY: "
+                       "its parameters)")
     r.add_argument("req_key")
     r.add_argument("images", nargs="*", help="image paths or http(s) URLs (none for text-to-image keys)")
     r.add_argument("--out", required=True, help="directory for the results")
     r.add_argument("--param", "-p", action="append", type=_param, default=[], metavar="KEY=VALUE",
                    help="a capability parameter (JSON values: 1, true, [0,0,0], \"text\")")
     r.add_argument("--simulator", action="store_true", help="use the embedded simulator even if keys are set")
-    r.add_argument("--endpoint", help="base URL of the service (e.g. a `volcnb sim` at http://127.0.0.1:8000)")
     r.add_argument("--timeout", type=float, default=1800.0, help="how long to wait for each task, seconds")
     r.add_argument("--concurrency", type=int, default=None, help="unfinished tasks at most (default 32)")
     r.add_argument("--qps", type=float, default=None, help="submits per second at most (on top of the client's)")
     r.add_argument("--fresh", action="store_true", help="submit again even what the journal already holds")
     r.add_argument("--no-journal", action="store_true", help="keep no record (a re-run then pays again)")
+    r.add_argument("--force", action="store_true", help="send a req_key volcnb does not know")
+    _key_options(r)
+
+    a = sub.add_parser("attach", help="come back to a task by its id: wait for it and save its results")
+    a.add_argument("req_key")
+    a.add_argument("task_id")
+    a.add_argument("--out", required=True, help="directory for the results")
+    a.add_argument("--timeout", type=float, default=1800.0, help="how long to wait, seconds")
+    a.add_argument("--simulator", action="store_true", help="use the embedded simulator")
+    _key_options(a)
+
+    c = sub.add_parser("capabilities", help="the req_keys volcnb knows, or one's parameters and limits")
+    c.add_argument("req_key", nargs="?", default=None, help="show this one's parameters")
 
     rs = sub.add_parser("resume", help="re-attach the unfinished tasks the journal holds (never resubmits)")
     rs.add_argument("batch_id", nargs="?", default=None, help="only this batch (see `volcnb status`)")
     rs.add_argument("--simulator", action="store_true", help="use the embedded simulator")
-    rs.add_argument("--endpoint", help="base URL of the service (e.g. a `volcnb sim`)")
+    _key_options(rs)
 
     sub.add_parser("status", help="what the journal holds, per batch")
 
@@ -88,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``volcnb`` command: errors are one plain line on stderr, never a traceback."""
-    from ._exceptions import ValidationError, VolcError
+    from ._exceptions import VolcError
 
     args = build_parser().parse_args(argv)
     try:
@@ -110,6 +139,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         return demo(Path(args.out))
     if args.command == "resume":
         return _resume(args)
+    if args.command == "attach":
+        return _attach(args)
+    if args.command == "capabilities":
+        return _capabilities(args.req_key)
     if args.command == "status":
         return _status(args)
     return _run(args)
@@ -144,9 +177,51 @@ def _client(args: argparse.Namespace) -> Any:
 
     if getattr(args, "simulator", False):
         _verbs.use_simulator()
-    elif getattr(args, "endpoint", None):
-        _verbs.set_default_client(_verbs.Client(endpoint=args.endpoint))
+    elif args.endpoint or args.access_key or args.secret_key:
+        if bool(args.access_key) != bool(args.secret_key):
+            raise ValidationError("give both --access-key and --secret-key", field="--secret-key"
+                                  if args.access_key else "--access-key", limit="both or neither")
+        _verbs.set_default_client(_verbs.client_for(args.endpoint, args.access_key, args.secret_key))
     return _verbs.get_default_client()
+
+
+def _check_req_key(req_key: str, force: bool) -> None:
+    if get_capability(req_key) is None and not force:
+        hint = suggest_req_key(req_key)
+        raise ValidationError(f"unknown req_key {req_key!r}" + (f" (did you mean {hint}?)" if hint else "") +
+                              "; `volcnb capabilities` lists them, --force sends it anyway", field="req_key",
+                              limit="a known req_key")
+
+
+def _attach(args: argparse.Namespace) -> int:
+    from .tasks.task import Task
+
+    _check_req_key(args.req_key, False)
+    task = Task.attach(args.req_key, args.task_id, client=_client(args), display=False, deadline=args.timeout)
+    res = task.result()
+    for f in res.save(args.out):
+        print(f, flush=True)
+    return 0
+
+
+def _capabilities(req_key: str | None) -> int:
+    if req_key is None:
+        width = max(map(len, CAPABILITIES))
+        for key, entry in sorted(CAPABILITIES.items()):
+            print(f"{key:{width}s}  {entry.title}")
+        return 0
+    _check_req_key(req_key, False)
+    cap = get_capability(req_key)
+    assert cap is not None
+    images = f"{cap.min_images}–{cap.max_images}" if cap.max_images else "none"
+    print(f"{cap.req_key}: {cap.title}\nimages: {images}\nparameters (default; range; notes):")
+    for prm in cap.params:
+        limit = (" | ".join(map(str, prm.choices)) if prm.choices else
+                 f"{prm.minimum:g}–{prm.maximum:g}" if prm.minimum is not None and prm.maximum is not None else
+                 f"≤ {prm.max_length} characters" if prm.max_length else "")
+        default = "required" if prm.required else json.dumps(prm.default, ensure_ascii=False)
+        print(f"  {prm.name:22s} {prm.type:6s} {default:14s} {limit:20s} {prm.doc}")
+    return 0
 
 
 def _report(batch: Any) -> int:
@@ -169,6 +244,7 @@ def _run(args: argparse.Namespace) -> int:
     from ._many import map as run_map
     from .tasks.inputs import iter_inputs
 
+    _check_req_key(args.req_key, args.force)
     client = _client(args)
     items: list[Any] = []
     for arg in args.images or [None]:

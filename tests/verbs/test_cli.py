@@ -100,3 +100,48 @@ def test_run_refuses_bad_parameters_with_the_field_and_sends_nothing(tmp_path: P
             assert proc.returncode != 0 and field in proc.stderr, (params, proc.stderr)
             assert "Traceback" not in proc.stderr and DEFAULT_SECRET_KEY not in proc.stderr + proc.stdout
     assert sim.counters.submits == 0 and sim.counters.polls == 0
+
+
+def test_version_capabilities_attach_and_unknown_keys_against_volcnb_sim(tmp_path: Path) -> None:
+    """No keys anywhere (a temporary HOME) and ``--endpoint`` a ``volcnb sim``: the CLI learns that it is a
+    simulator and uses its public pair; ``attach`` saves a task submitted elsewhere; user errors exit 2."""
+    import volcnb
+    from volcnb.sim import DEFAULT_ACCESS_KEY, DEFAULT_SECRET_KEY, SimServer, Simulator
+
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("VOLC")}, "HOME": str(tmp_path)}
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "volcnb.cli", *args], capture_output=True, text=True,
+                              cwd=tmp_path, env=env, timeout=120)
+
+    version = cli("--version")
+    assert version.returncode == 0 and version.stdout.strip() == f"volcnb {volcnb.__version__}"
+    listing = cli("capabilities")
+    assert listing.returncode == 0 and all(key in listing.stdout for key in volcnb.CAPABILITIES)
+    one = cli("capabilities", "saliency_seg")
+    assert one.returncode == 0 and "only_mask" in one.stdout and "0 | 1 | 2 | 3 | 4" in one.stdout
+    unknown = cli("run", "saliency_sg", str(GRACE), "--out", str(tmp_path / "o"), "--simulator")
+    assert unknown.returncode == 2 and "did you mean saliency_seg" in unknown.stderr
+    assert len(unknown.stderr.strip().splitlines()) == 1 and "Traceback" not in unknown.stderr
+
+    sim = Simulator(queue_time=0.0)
+    with SimServer(sim) as server:
+        client = volcnb.Client(DEFAULT_ACCESS_KEY, DEFAULT_SECRET_KEY, endpoint=server.url)
+        task = volcnb.submit("saliency_seg", GRACE, client=client, display=False)
+        task_id = task.result().task_id
+        client.close()
+        attached = cli("attach", "saliency_seg", str(task_id), "--out", str(tmp_path / "a"), "--endpoint", server.url)
+        assert attached.returncode == 0, attached.stderr
+        assert "volcnb simulator" in attached.stderr and DEFAULT_SECRET_KEY not in attached.stderr
+        saved = [Path(p) for p in attached.stdout.split()]
+        assert saved and all(p.exists() and p.suffix in (".png", ".jpg") for p in saved)
+        run = cli("run", "saliency_seg", str(GRACE), "--out", str(tmp_path / "r"), "--endpoint", server.url,
+                  "--no-journal")
+        assert run.returncode == 0, run.stderr
+        half = cli("run", "saliency_seg", str(GRACE), "--out", str(tmp_path / "h"), "--endpoint", server.url,
+                   "--access-key", "AK")
+        assert half.returncode == 2 and "--secret-key" in half.stderr
+    assert sim.counters.accepted == 2  # the Python submit and the CLI run; attach only polled
+    not_sim = cli("run", "saliency_seg", str(GRACE), "--out", str(tmp_path / "n"), "--endpoint",
+                  "http://127.0.0.1:9")
+    assert not_sim.returncode == 1 and "VOLC_ACCESSKEY" in not_sim.stderr and "Traceback" not in not_sim.stderr

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import weakref
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
@@ -211,10 +212,17 @@ class ApiClient:
                 waited = await bucket.take((lambda: on_queued(True)) if on_queued else None)
                 if waited and on_queued:
                     on_queued(False)
+                if waited > 0.05:
+                    log.info("volcnb: %s %s waited %.2f s for the client's rate limit (%s)", req.action,
+                             req.task_id or req.req_key or "", waited, bucket)
+            started = time.perf_counter()
             resp = await self._post(req)
             try:
                 out = parse(resp.status_code, resp.content, req)
             except VolcError as err:
+                log.debug("volcnb: %s %s task_id=%s -> HTTP %d, code %s (%.0f ms)", req.action, req.req_key or "",
+                          req.task_id or err.task_id or "-", resp.status_code, err.code,
+                          (time.perf_counter() - started) * 1000)
                 err.retry_after = retry_after_seconds(resp.headers)
                 if isinstance(err, ConcurrencyLimitError):
                     self.pacer.unfinished.penalize()
@@ -223,6 +231,10 @@ class ApiClient:
                 raise
             if bucket is not None:
                 bucket.reward()
+            if log.isEnabledFor(logging.DEBUG):
+                log.debug("volcnb: %s %s task_id=%s -> HTTP %d%s (%.0f ms, %d bytes sent)", req.action,
+                          req.req_key or "", req.task_id or _task_id_of(out) or "-", resp.status_code,
+                          _status_of(out), (time.perf_counter() - started) * 1000, len(req.body))
             return out
 
         return await self._retrying(req.action, attempt, idempotent=req.idempotent, task_id=req.task_id,
@@ -359,3 +371,14 @@ def _transport_error(exc: httpx.TransportError, label: str, task_id: str | None 
     cls = RequestTimeoutError if isinstance(exc, httpx.TimeoutException) else TransportError
     return cls(f"{label} failed: {type(exc).__name__}: {text}", sent=not isinstance(exc, _NEVER_SENT),
                task_id=task_id, req_key=req_key)
+
+
+def _task_id_of(reply: object) -> str:
+    data = getattr(reply, "data", None)
+    return str(data.get("task_id") or "") if isinstance(data, dict) else ""
+
+
+def _status_of(reply: object) -> str:
+    data = getattr(reply, "data", None)
+    status = data.get("status") if isinstance(data, dict) else None
+    return f", status {status}" if status else ""
