@@ -54,9 +54,12 @@ def _default_label(item: Any, i: int) -> str:
 def compare(results: Sequence[Any] | Any, labels: Sequence[str] | None = None, *, ncols: int | None = None) -> Figure:
     """A grid of the first picture of each result (``Result``, finished ``Task`` or PIL image), titled
     by ``labels`` (Chinese is fine); return the figure (new, not pyplot). Given a batch from
-    :func:`volcnb.sweep`, the panels are labelled by the swept parameters (``cfg=3 · seed=1``)."""
+    :func:`volcnb.sweep`, the panels are labelled by the swept parameters (``cfg=3 · seed=1``); a batch
+    still running is waited for first (blocking, also inside a notebook cell)."""
     if hasattr(results, "items") and hasattr(results, "swept"):  # a Batch: label by what a sweep varied
         batch: Any = results
+        if not batch.done:
+            batch.result()
         if labels is None and batch.swept:
             labels = [" · ".join(f"{k}={i.params.get(k)}" for k in batch.swept) for i in batch.items]
         elif labels is None:
