@@ -47,13 +47,16 @@ def disc(client: volcnb.Client) -> SegmentationResult:
 
 
 @pytest.fixture(autouse=True)
-def no_pyplot_figures() -> Iterator[None]:
-    """The helpers never create pyplot figures (global state)."""
+def pyplot_sees_the_figures() -> Iterator[None]:
+    """Outside a kernel, with pyplot imported (as here), every figure a helper makes is pyplot's current one
+    (``plt.savefig`` after ``res.overlay()`` works); they are closed after each test."""
     import matplotlib.pyplot as plt
 
-    before = plt.get_fignums()
+    before = set(plt.get_fignums())
     yield
-    assert plt.get_fignums() == before
+    made = set(plt.get_fignums()) - before
+    for num in made:
+        plt.close(num)
 
 
 def rgb(color: str) -> npt.NDArray[np.int32]:

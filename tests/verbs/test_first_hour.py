@@ -69,3 +69,28 @@ def test_volcnb_log_debug_shows_calls_with_task_ids_and_never_the_secret(tmp_pat
     assert any("CVSync2AsyncGetResult" in ln and "status done" in ln for ln in lines), proc.stderr
     assert DEFAULT_SECRET_KEY not in proc.stderr and "Signature=" not in proc.stderr
     assert all(len(ln) < 300 for ln in lines)  # no image bytes
+
+
+def test_pictures_in_a_script_reach_pyplot_and_compare_watermarks_takes_a_result(tmp_path: Path) -> None:
+    """``res.overlay()`` then ``plt.savefig()`` writes the overlay, not a blank image; a Result is enough for
+    ``compare_watermarks``."""
+    code = """
+import matplotlib
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np, volcnb
+from PIL import Image
+from matplotlib import cbook
+volcnb.use_simulator(queue_time=0.0, service_times={"saliency_seg": 0.2})
+res = volcnb.run("saliency_seg", cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)).result()
+res.overlay()
+plt.savefig("overlay.png")
+fig = volcnb.compare_watermarks(res, positions=(0, 2), languages=(0,))
+plt.savefig("watermarks.png")
+a = np.asarray(Image.open("overlay.png").convert("L"))
+print(a.shape[0] > 100, float(a.std()) > 20, len(fig.results), plt.gcf() is fig)
+"""
+    proc = python(code, tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["True", "True", "2", "True"]
+    assert (tmp_path / "watermarks.png").stat().st_size > 10_000

@@ -13,13 +13,12 @@ from PIL import Image
 
 from .._sync import run_sync
 from ..protocol.options import LogoInfo
+from ..results import Result
+from ..tasks import Task
 from .figures import PANEL_INCHES, bare, cjk_family, new_figure, show_picture
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
-
-    from ..results import Result
-    from ..tasks import Task
 
 __all__ = ["LANGUAGE_LABELS", "POSITION_LABELS", "compare", "compare_watermarks", "compare_watermarks_async"]
 
@@ -105,7 +104,7 @@ def _row_label(language: int, opacity: float, text: str | None, *, many_opacity:
 
 
 async def compare_watermarks_async(
-    task: Task,
+    task: Task | Result,
     *,
     positions: Sequence[int] = (0, 1, 2, 3),
     languages: Sequence[int] = (0, 1),
@@ -114,7 +113,8 @@ async def compare_watermarks_async(
     return_url: bool | None = None,
     concurrency: int = 8,
 ) -> Figure:
-    """Fetch the SAME finished task once per watermark combination and lay the pictures out as a grid.
+    """Fetch the SAME finished task (a :class:`~volcnb.Task`, or a :class:`~volcnb.Result` whose task is
+    re-attached) once per watermark combination and lay the pictures out as a grid.
 
     Every combination of ``positions`` × ``languages`` × ``opacities`` × ``texts`` is one GetResult
     query with its own :class:`~volcnb.LogoInfo` (``await task.fetch(logo_info=...)``), at most
@@ -125,6 +125,10 @@ async def compare_watermarks_async(
     """
     if not positions or not languages or not opacities or not texts:
         raise ValueError("positions, languages, opacities and texts each need at least one value")
+    if isinstance(task, Result):  # a finished result: the same task, re-attached on the default client
+        if not task.task_id:
+            raise ValueError("compare_watermarks() needs the result's task_id")
+        task = Task.attach(task.req_key, task.task_id, display=False)
     combos = [(lang, op, txt, pos) for lang, op, txt in itertools.product(languages, opacities, texts)
               for pos in positions]
     infos = [LogoInfo(add_logo=True, position=pos, language=lang, opacity=op, logo_text_content=txt)
@@ -177,7 +181,7 @@ def _watermark_grid(task: Task, combos: Sequence[tuple[int, float, str | None, i
 
 
 def compare_watermarks(
-    task: Task,
+    task: Task | Result,
     *,
     positions: Sequence[int] = (0, 1, 2, 3),
     languages: Sequence[int] = (0, 1),

@@ -1,7 +1,7 @@
 """Matplotlib figures outside pyplot, shared by the plots: new figures, pictures on axes, PNG of a figure.
 
-Helpers never call ``plt.show()`` nor touch pyplot's global state: they draw on a fresh
-:class:`matplotlib.figure.Figure` (Agg canvas) that Jupyter shows inline (it has a ``_repr_png_``).
+Helpers never call ``plt.show()``: they draw on a fresh :class:`matplotlib.figure.Figure` that Jupyter
+shows inline (it has a ``_repr_png_``); in a script that uses pyplot it is pyplot's current figure.
 Chinese labels use volcnb's shipped CJK font, passed per text, so ``rcParams`` stay untouched.
 """
 
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import pathlib
+import sys
 import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -71,14 +72,24 @@ _FIGURE_CLASS: type[Figure] | None = None
 
 
 def new_figure(figsize: tuple[float, float], **kwargs: Any) -> Figure:
-    """A figure outside pyplot, with an Agg canvas (so it can be drawn and saved at once)."""
+    """A new figure that shows itself inline in Jupyter.
+
+    In a kernel it stays outside pyplot (so it is displayed exactly once, as the cell's value). In a script
+    that imported pyplot it is made through pyplot, so ``plt.savefig`` / ``plt.show`` see it as the
+    current figure. Otherwise it gets an Agg canvas (drawn and saved at once).
+    """
     global _FIGURE_CLASS
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
     if _FIGURE_CLASS is None:
         _FIGURE_CLASS = _figure_class()
-    fig = _FIGURE_CLASS(figsize=figsize, **kwargs)
-    FigureCanvasAgg(fig)
+    pyplot = sys.modules.get("matplotlib.pyplot")
+    fig: Figure
+    if pyplot is not None and "ipykernel" not in sys.modules:
+        fig = pyplot.figure(figsize=figsize, FigureClass=_FIGURE_CLASS, **kwargs)
+    else:
+        fig = _FIGURE_CLASS(figsize=figsize, **kwargs)
+        FigureCanvasAgg(fig)
     fig.results = []  # type: ignore[attr-defined]
     return fig
 
