@@ -21,6 +21,7 @@ import hashlib
 import io
 import json
 import multiprocessing
+import os
 import random
 import secrets
 import threading
@@ -99,7 +100,8 @@ class Engine:
         self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=max(workers, processes),
                                                            thread_name_prefix="volcnb-sim")
         # Outputs computed in other processes: the GIL no longer caps a served simulator at one core.
-        self._procs = (concurrent.futures.ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn"))
+        self._procs = (concurrent.futures.ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn"),
+                                                              initializer=_exit_with_parent, initargs=(os.getpid(),))
                        if processes > 0 else None)
         self._futures: dict[str, concurrent.futures.Future[None]] = {}
         self._lock = threading.Lock()
@@ -344,3 +346,14 @@ class Engine:
         self.store.add_upload(upload_id, kind, task_id, ak, req, size, self.clock())
         self.counters.uploads += 1
         return {"ImageID" if kind == "image" else "VideoID": upload_id}
+
+
+def _exit_with_parent(parent: int) -> None:
+    """In a compute worker: exit as soon as the simulator that started it is gone (even SIGKILLed)."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="volcnb-sim-parent-watch", daemon=True).start()
