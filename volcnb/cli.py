@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -99,17 +100,18 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("status", help="what the journal holds, per batch")
 
     s = sub.add_parser("sim", help="serve the simulator over HTTP")
-    s.add_argument("--host", default="127.0.0.1")
-    s.add_argument("--port", type=int, default=8000)
-    s.add_argument("--access-key", default=None)
-    s.add_argument("--secret-key", default=None)
+    s.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback only)")
+    s.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    s.add_argument("--access-key", default=None, help="an extra key pair it accepts, besides its public default")
+    s.add_argument("--secret-key", default=None, help="the extra pair's secret")
     s.add_argument("--db", default=None, help="SQLite file: tasks survive a restart")
     s.add_argument("--service-time", action="append", type=_service_time, default=[],
                    metavar="REQ_KEY=MEDIAN[:SIGMA]", help="log-normal service time per req_key")
-    s.add_argument("--queue-time", type=float, default=0.05)
-    s.add_argument("--submit-qps", type=float, default=None)
-    s.add_argument("--max-unfinished", type=int, default=None)
-    s.add_argument("--seed", type=int, default=None)
+    s.add_argument("--queue-time", type=float, default=0.05, help="seconds a task stays in_queue (default 0.05)")
+    s.add_argument("--submit-qps", type=float, default=None, help="submits per second per key (default 20; 50429)")
+    s.add_argument("--max-unfinished", type=int, default=None,
+                   help="unfinished tasks per key (default 200; 50430)")
+    s.add_argument("--seed", type=int, default=None, help="seed of its random choices (service times, faults)")
     s.add_argument("--processes", type=int, default=0, metavar="N",
                    help="compute outputs in N worker processes (default 0: threads; N>0 uses N cores)")
     return p
@@ -120,6 +122,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from ._exceptions import VolcError
 
     args = build_parser().parse_args(argv)
+    warnings.showwarning = _one_line_warning
     try:
         return _dispatch(args)
     except ValidationError as err:  # refused before anything was sent
@@ -128,6 +131,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except VolcError as err:
         print(f"volcnb {args.command}: {err.message}", file=sys.stderr)
         return 1
+
+
+def _one_line_warning(message: Warning | str, category: type[Warning], *_: Any, **__: Any) -> None:
+    print(f"volcnb: warning: {message}", file=sys.stderr)
 
 
 def _dispatch(args: argparse.Namespace) -> int:
@@ -225,7 +232,8 @@ def _capabilities(req_key: str | None) -> int:
 
 
 def _report(batch: Any) -> int:
-    """Print the written files (stdout, when piped) and the failures (stderr); the exit code."""
+    """Print the written files (stdout, when piped) and the failures (stderr); the exit code: 0 all done,
+    2 when the only failures were refused before sending, 1 otherwise."""
     if not sys.stdout.isatty():
         for item in batch.items:
             for f in item.files:
@@ -237,7 +245,10 @@ def _report(batch: Any) -> int:
         print(f"volcnb: {len(batch.possibly_created)} submits may have created tasks whose ids were lost; "
               "they are not resubmitted (check the console; `volcnb run ... --fresh` submits them again)",
               file=sys.stderr)
-    return 0 if all(i.status == "done" for i in batch.items) else 1
+    unfinished = [i for i in batch.items if i.status != "done"]
+    if unfinished and all(i.status == "invalid" for i in unfinished):
+        return 2  # refused before sending, as any user error
+    return 1 if unfinished else 0
 
 
 def _run(args: argparse.Namespace) -> int:

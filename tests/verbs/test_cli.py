@@ -40,7 +40,7 @@ def test_run_rejects_bad_input_before_sending(tmp_path: Path) -> None:
     tiny = tmp_path / "tiny.png"
     Image.new("RGB", (64, 64), "white").save(tiny)
     proc = _volcnb("run", "saliency_seg", str(tiny), "--out", str(tmp_path / "o"), "--simulator", cwd=tmp_path)
-    assert proc.returncode == 1
+    assert proc.returncode == 2  # a user error, refused before sending
     assert "128" in proc.stderr and "image" in proc.stderr
     assert not (tmp_path / "o").exists()
 

@@ -117,7 +117,8 @@ def prepare_submit(req_key: str, image: Any, params: Mapping[str, Any]
     if cap is None:
         return body, originals
     for issue in cap.check(body, image_count(body)):
+        message = issue.message if issue.message.startswith(key) else f"{key}: {issue.message}"
         if issue.severity == "error":
-            raise ValidationError(f"{key}: {issue.message}", field=issue.field, limit=issue.limit)
-        warn_user(f"{key}: {issue.message}")
+            raise ValidationError(message, field=issue.field, limit=issue.limit)
+        warn_user(message)
     return body, originals
