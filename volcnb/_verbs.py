@@ -220,7 +220,8 @@ def submit(
     ``params`` are the capability's parameters (checked against the catalog before sending).
     ``return_url``/``logo_info``/``aigc_meta`` are GetResult options used when the result is fetched
     (``logo_info``/``aigc_meta`` may be plain dicts). ``deadline``, ``timeout``, ``on_timeout`` and
-    ``display`` belong to the handle and its waits and are never sent. In a notebook a progress view is
+    ``display`` belong to the handle and its waits and are never sent; so is ``auto_resize=True``
+    (downsize a picture over 4096 px a side or 4.7 MB of base64 until it fits, with a warning). In a notebook a progress view is
     shown (``display=False`` to opt out). Bad arguments raise :class:`~volcnb.ValidationError` before
     anything is sent.
 

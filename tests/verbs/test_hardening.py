@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import io
 import json
 import os
@@ -220,3 +221,22 @@ def test_asyncio_run_in_a_script_returns_a_result(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     name, is_result, count = proc.stdout.split()
     assert name == "SegmentationResult" and is_result == "True" and int(count) >= 1
+
+
+def test_auto_resize_downsizes_oversized_pictures_and_says_so(sim: Simulator) -> None:
+    client, transport = client_on(sim)
+    wide = Image.open(IMAGE).convert("RGB").resize((5000, 3000))
+    with pytest.raises(volcnb.ValidationError) as info:
+        volcnb.submit("saliency_seg", wide, client=client, display=False)
+    assert "auto_resize=True" in info.value.message and transport.requests == []
+    noise = Image.fromarray(np.random.default_rng(1).integers(0, 256, (2600, 2600, 3), dtype=np.uint8))
+    for picture, most in ((wide, 4096), (noise, 2600)):
+        with pytest.warns(UserWarning, match=r"downsized from \d+×\d+ to \d+×\d+ px .*auto_resize=True"):
+            task = volcnb.submit("saliency_seg", picture, client=client, display=False, auto_resize=True)
+        assert task.result().images
+        row = sim.store.get_task(task.task_id)
+        assert row is not None and "auto_resize" not in row.body
+        raw = base64.b64decode(row.body["binary_data_base64"][0])
+        assert len(row.body["binary_data_base64"][0]) <= int(4.7 * 1024 * 1024)
+        with Image.open(io.BytesIO(raw)) as got:
+            assert max(got.size) <= most and abs(got.width / got.height - picture.width / picture.height) < 0.01

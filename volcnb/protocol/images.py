@@ -50,7 +50,7 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image, UnidentifiedImageError
 
-from .._exceptions import ValidationError
+from .._exceptions import ValidationError, warn_user
 from .._pictures import encode
 
 __all__ = ["DEFAULT_LIMITS", "EncodedImages", "ImageInput", "ImageLimits", "encode_images", "iva_payload", "load_image"]
@@ -111,8 +111,12 @@ def encode_images(
     *,
     field: str = "image",
     limits: ImageLimits = DEFAULT_LIMITS,
+    auto_resize: bool = False,
 ) -> EncodedImages:
     """Check and encode one picture, or a list (any iterable) of them, for ``binary_data_base64`` / ``image_urls``.
+
+    ``auto_resize=True`` downsizes a local picture over 4096 px a side or 4.7 MB of base64 until it fits
+    (keeping its aspect; JPEG unless it has transparency) and warns with the sizes before and after.
 
     ``field`` names the inputs in error messages (``image[0]``, ``image[1]``, …). Raises
     :class:`~volcnb.ValidationError` for an unsupported format, a side outside 128–4096 px, a base64
@@ -139,13 +143,29 @@ def encode_images(
     originals: list[Image.Image | None] = []
     for i, obj in local:
         name = f"{field}[{i}]"
-        raw, image = _encode_one(obj, name, limits)
+        with warnings.catch_warnings(record=True) as said:
+            warnings.simplefilter("always")
+            try:
+                raw, image = _encode_one(obj, name, limits)
+            except ValidationError as err:
+                if not (auto_resize and err.limit == f"{limits.min_side}–{limits.max_side} px per side"
+                        and "downscale" in err.message):
+                    raise
+                said.clear()
+                raw, image = _fit(load_image(obj, field=name), name, limits)
+            if auto_resize and _b64_len(len(raw)) > limits.max_base64_chars:
+                raw, image = _fit(image, name, limits)
+                said[:] = said[-1:]  # the downsizing said it all
+        for w in said:
+            warn_user(str(w.message), w.category)
         text = base64.b64encode(raw).decode("ascii")
         if len(text) > limits.max_base64_chars:
+            hint = ("it is a JPEG already: downscale it" if raw[:2] == b"\xff\xd8" else
+                    "downscale it or send it as JPEG")
             raise ValidationError(
                 f"{name} is {_mb(len(text))} of base64 ({len(text):,} characters); each image must be "
-                f"≤ {_mb_limit(limits.max_base64_chars)} of base64 ({limits.max_base64_chars:,} characters). "
-                "Downscale it or send it as JPEG",
+                f"≤ {_mb_limit(limits.max_base64_chars)} of base64 ({limits.max_base64_chars:,} characters): "
+                f"{hint}, or pass auto_resize=True",
                 field=name, limit=f"≤ {_mb_limit(limits.max_base64_chars)} base64 per image")
         b64s.append(text)
         originals.append(image)
@@ -328,7 +348,8 @@ def _check_sides(size: tuple[int, int], name: str, limits: ImageLimits, label: s
     lo, hi = limits.min_side, limits.max_side
     if lo <= w <= hi and lo <= h <= hi:
         return
-    hint = " (downscale it, e.g. img.thumbnail((4096, 4096)))" if max(w, h) > hi else " (upscale or pad it)"
+    hint = (f" (downscale it, e.g. img.thumbnail(({hi}, {hi}))), or pass auto_resize=True)" if max(w, h) > hi
+            else " (upscale or pad it)")
     raise ValidationError(f"{label or name} is {w}×{h} px; each side must be {lo}–{hi} px{hint}",
                           field=name, limit=f"{lo}–{hi} px per side")
 
@@ -356,6 +377,24 @@ def _encode_one(obj: object, name: str, limits: ImageLimits) -> tuple[bytes, Ima
             field=name, limit=f"format {'/'.join(limits.formats)}")
     _check_sides(image.size, name, limits, label)
     return data, _load(image, name, label)
+
+
+def _fit(image: Image.Image, name: str, limits: ImageLimits) -> tuple[bytes, Image.Image]:
+    """``auto_resize``: the largest downsized copy within both limits (aspect kept), and a warning."""
+    before = image.size
+    img = _normalise_mode(image)
+    if max(img.size) > limits.max_side:
+        img = img.copy()
+        img.thumbnail((limits.max_side, limits.max_side), Image.Resampling.LANCZOS)
+    fmt: Literal["PNG", "JPEG"] = "PNG" if _has_alpha(img) else "JPEG"
+    raw = _save(img, fmt)
+    while _b64_len(len(raw)) > limits.max_base64_chars and min(img.size) * 0.85 >= limits.min_side:
+        img = img.resize((round(img.width * 0.85), round(img.height * 0.85)), Image.Resampling.LANCZOS)
+        raw = _save(img, fmt)
+    _check_sides(img.size, name, limits)
+    warn_user(f"{name}: downsized from {before[0]}×{before[1]} to {img.width}×{img.height} px and sent as {fmt} "
+              f"({_mb(_b64_len(len(raw)))} of base64) because auto_resize=True", UserWarning)
+    return raw, img
 
 
 def _encode_pil(image: Image.Image, name: str, limits: ImageLimits, *, prefer_jpeg: bool) -> bytes:

@@ -104,13 +104,18 @@ def check_params(req_key: str, params: Mapping[str, Any]) -> None:
 
 def prepare_submit(req_key: str, image: Any, params: Mapping[str, Any]
                    ) -> tuple[dict[str, Any], list[Image.Image | None]]:
-    """``(body, decoded input pictures)`` for a submit of ``req_key``; raises before anything is sent."""
+    """``(body, decoded input pictures)`` for a submit of ``req_key``; raises before anything is sent.
+
+    ``auto_resize`` among ``params`` is volcnb's own option (never sent): downsize oversized local pictures.
+    """
     key = check_req_key(req_key)
+    params = dict(params)
+    auto_resize = bool(check_bool(params.pop("auto_resize", None), "auto_resize"))
     check_params(key, params)
     body = {k: v for k, v in params.items() if v is not None}
     originals: list[Image.Image | None] = []
     if image is not None:
-        enc = encode_images(image)
+        enc = encode_images(image, auto_resize=auto_resize)
         body.update(enc.params())
         originals = list(enc.originals)
     cap = get_capability(key)
