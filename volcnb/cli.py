@@ -53,6 +53,24 @@ def _key_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--secret-key", default=None, help="secret access key (default: VOLC_SECRETKEY, then ~/.volc)")
 
 
+def _sim_parser(sub: Any) -> None:
+    s = sub.add_parser("sim", help="serve the simulator over HTTP")
+    s.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback only)")
+    s.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    s.add_argument("--access-key", default=None, help="an extra key pair it accepts, besides its public default")
+    s.add_argument("--secret-key", default=None, help="the extra pair's secret")
+    s.add_argument("--db", default=None, help="SQLite file: tasks survive a restart")
+    s.add_argument("--service-time", action="append", type=_service_time, default=[],
+                   metavar="REQ_KEY=MEDIAN[:SIGMA]", help="log-normal service time per req_key")
+    s.add_argument("--queue-time", type=float, default=0.05, help="seconds a task stays in_queue (default 0.05)")
+    s.add_argument("--submit-qps", type=float, default=None, help="submits per second per key (default 20; 50429)")
+    s.add_argument("--max-unfinished", type=int, default=None,
+                   help="unfinished tasks per key (default 200; 50430)")
+    s.add_argument("--seed", type=int, default=None, help="seed of its random choices (service times, faults)")
+    s.add_argument("--processes", type=int, default=0, metavar="N",
+                   help="compute outputs in N worker processes (default 0: threads; N>0 uses N cores)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for tests and docs)."""
     from . import __version__
@@ -99,21 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("status", help="what the journal holds, per batch")
 
-    s = sub.add_parser("sim", help="serve the simulator over HTTP")
-    s.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback only)")
-    s.add_argument("--port", type=int, default=8000, help="port (default 8000)")
-    s.add_argument("--access-key", default=None, help="an extra key pair it accepts, besides its public default")
-    s.add_argument("--secret-key", default=None, help="the extra pair's secret")
-    s.add_argument("--db", default=None, help="SQLite file: tasks survive a restart")
-    s.add_argument("--service-time", action="append", type=_service_time, default=[],
-                   metavar="REQ_KEY=MEDIAN[:SIGMA]", help="log-normal service time per req_key")
-    s.add_argument("--queue-time", type=float, default=0.05, help="seconds a task stays in_queue (default 0.05)")
-    s.add_argument("--submit-qps", type=float, default=None, help="submits per second per key (default 20; 50429)")
-    s.add_argument("--max-unfinished", type=int, default=None,
-                   help="unfinished tasks per key (default 200; 50430)")
-    s.add_argument("--seed", type=int, default=None, help="seed of its random choices (service times, faults)")
-    s.add_argument("--processes", type=int, default=0, metavar="N",
-                   help="compute outputs in N worker processes (default 0: threads; N>0 uses N cores)")
+    _sim_parser(sub)
     return p
 
 

@@ -1,4 +1,4 @@
-"""The simulator's HTTP face, in-process: seed response shapes, documented error codes, gateway errors.
+"""The simulator's HTTP face, in-process: the documents' response shapes, documented error codes, gateway errors.
 
 Every request here is signed with :class:`volcnb.VolcAuth` and sent raw (no client-side checks, no retries),
 so what is tested is what the simulator itself answers to whatever a client may send.
@@ -31,8 +31,8 @@ ACTIONS = {
 }
 SERVICE_CODES = {50200, 50201, 50204, 50205, 50206, 50207, 50213}
 
-# --------------------------------------------------------------------------------- the seeds' examples
-# Copied verbatim from shared/seeds/000 (同步转异步接口使用说明, saliency_seg) and 002 (人像保持异步).
+# ------------------------------------------------------------------------------- the documents' examples
+# Copied verbatim from the 同步转异步接口使用说明 document (saliency_seg) and the 人像保持 document.
 
 SEED_000_SUBMIT: dict[str, Any] = {
     "code": 10000,
@@ -81,7 +81,7 @@ SEED_002_RESULT: dict[str, Any] = {
     "status": 10000,
     "time_elapsed": "16.52978614s",
 }
-#: The GetResult request examples of the two seeds (req_json exactly as printed there).
+#: The GetResult request examples of the two documents (req_json exactly as printed there).
 SEED_000_REQ_JSON = {"logo_info": {"add_logo": True, "position": 0, "language": 0, "opacity": 0.3,
                                    "logo_text_content": "这里是明水印内容"}}
 SEED_002_REQ_JSON = "{\"logo_info\":{\"add_logo\":true,\"position\":2,\"language\":0,\"opacity\":1}}"
@@ -192,12 +192,12 @@ def assert_service_error(status: int, reply: dict[str, Any], code: int) -> None:
     assert reply["data"] is None
 
 
-# ------------------------------------------------------------------------------ seed response shapes
+# -------------------------------------------------------------------------- the documents' response shapes
 
 
-async def test_seed_000_submit_and_get_result_shapes(api: Api, sim: Simulator) -> None:
+async def test_sync2async_document_submit_and_get_result_shapes(api: Api, sim: Simulator) -> None:
     body = {"req_key": "saliency_seg", "binary_data_base64": [b64_image()], "only_mask": 3, "refine_mask": 0,
-            "rgb": [-1, -1, -1]}  # the seed's request example (with an inline image instead of a URL)
+            "rgb": [-1, -1, -1]}  # the document's request example (with an inline image instead of a URL)
     status, submitted = await api.call("submit", body)
     assert status == 200
     assert_same_shape(SEED_000_SUBMIT, submitted)
@@ -211,7 +211,7 @@ async def test_seed_000_submit_and_get_result_shapes(api: Api, sim: Simulator) -
     assert set(result["data"]) - set(SEED_000_RESULT["data"]) <= {"status"}
 
 
-async def test_seed_002_submit_and_get_result_shapes(api: Api, sim: Simulator) -> None:
+async def test_portrait_document_submit_and_get_result_shapes(api: Api, sim: Simulator) -> None:
     body = {"req_key": "img2img_anime_accelerated_maintain_id", "positive_prompt": "1girl,beautiful,looking at viewer,"
             "portrait,", "binary_data_base64": [grace_b64()], "seed": -1, "step": 18, "cfg": 4.5,
             "face_image": "uri://binary_data?index=0", "face_switch": True, "width": 1000, "height": 1000}

@@ -142,31 +142,7 @@ def encode_images(
     b64s: list[str] = []
     originals: list[Image.Image | None] = []
     for i, obj in local:
-        name = f"{field}[{i}]"
-        with warnings.catch_warnings(record=True) as said:
-            warnings.simplefilter("always")
-            try:
-                raw, image = _encode_one(obj, name, limits)
-            except ValidationError as err:
-                if not (auto_resize and err.limit == f"{limits.min_side}–{limits.max_side} px per side"
-                        and "downscale" in err.message):
-                    raise
-                said.clear()
-                raw, image = _fit(load_image(obj, field=name), name, limits)
-            if auto_resize and _b64_len(len(raw)) > limits.max_base64_chars:
-                raw, image = _fit(image, name, limits)
-                said[:] = said[-1:]  # the downsizing said it all
-        for w in said:
-            warn_user(str(w.message), w.category)
-        text = base64.b64encode(raw).decode("ascii")
-        if len(text) > limits.max_base64_chars:
-            hint = ("it is a JPEG already: downscale it" if raw[:2] == b"\xff\xd8" else
-                    "downscale it or send it as JPEG")
-            raise ValidationError(
-                f"{name} is {_mb(len(text))} of base64 ({len(text):,} characters); each image must be "
-                f"≤ {_mb_limit(limits.max_base64_chars)} of base64 ({limits.max_base64_chars:,} characters): "
-                f"{hint}, or pass auto_resize=True",
-                field=name, limit=f"≤ {_mb_limit(limits.max_base64_chars)} base64 per image")
+        text, image = _encode_local(obj, f"{field}[{i}]", limits, auto_resize=auto_resize)
         b64s.append(text)
         originals.append(image)
     total = sum(len(s) for s in b64s)
@@ -377,6 +353,35 @@ def _encode_one(obj: object, name: str, limits: ImageLimits) -> tuple[bytes, Ima
             field=name, limit=f"format {'/'.join(limits.formats)}")
     _check_sides(image.size, name, limits, label)
     return data, _load(image, name, label)
+
+
+def _encode_local(obj: object, name: str, limits: ImageLimits, *, auto_resize: bool) -> tuple[str, Image.Image]:
+    """``(base64 text, decoded picture)`` of one local input within the limits (downsized if allowed)."""
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        try:
+            raw, image = _encode_one(obj, name, limits)
+        except ValidationError as err:
+            if not (auto_resize and err.limit == f"{limits.min_side}–{limits.max_side} px per side"
+                    and "downscale" in err.message):
+                raise
+            said.clear()
+            raw, image = _fit(load_image(obj, field=name), name, limits)
+        if auto_resize and _b64_len(len(raw)) > limits.max_base64_chars:
+            raw, image = _fit(image, name, limits)
+            said[:] = said[-1:]  # the downsizing said it all
+    for w in said:
+        warn_user(str(w.message), w.category)
+    text = base64.b64encode(raw).decode("ascii")
+    if len(text) > limits.max_base64_chars:
+        hint = ("it is a JPEG already: downscale it" if raw[:2] == b"\xff\xd8" else
+                "downscale it or send it as JPEG")
+        raise ValidationError(
+            f"{name} is {_mb(len(text))} of base64 ({len(text):,} characters); each image must be "
+            f"≤ {_mb_limit(limits.max_base64_chars)} of base64 ({limits.max_base64_chars:,} characters): "
+            f"{hint}, or pass auto_resize=True",
+            field=name, limit=f"≤ {_mb_limit(limits.max_base64_chars)} base64 per image")
+    return text, image
 
 
 def _fit(image: Image.Image, name: str, limits: ImageLimits) -> tuple[bytes, Image.Image]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 from PIL import Image, ImageFilter
@@ -117,8 +118,7 @@ def _thin_ring(lab: F64, b: int) -> BoolArray:
                 ring |= part
         elif name != "B":
             ring |= part & ~((d_anchor > limit) & (d_cut <= limit))
-    result: BoolArray = ring
-    return result
+    return cast(BoolArray, ring)
 
 
 def _background_ring(lab: F64) -> BoolArray:
@@ -151,8 +151,7 @@ def _background_ring(lab: F64) -> BoolArray:
             out |= extra
         else:
             out |= extra & (d <= limit)
-    result: BoolArray = out
-    return result
+    return cast(BoolArray, out)
 
 
 def _local_palette_distance(lab: F64, ring: BoolArray) -> F64:
