@@ -27,7 +27,7 @@ from starlette.types import ASGIApp
 from ..protocol import wire
 from ._engine import Engine
 from ._faults import FAULT_KEY, FaultLayer
-from ._model import HTTP_STATUS, Faults, Incoming, Reject, ServiceTime, envelope_error, request_id
+from ._model import HTTP_STATUS, Faults, Incoming, Reject, ServiceTime, envelope_error, loads, request_id
 
 __all__ = ["ACTIONS", "apply_config", "create_app"]
 
@@ -108,6 +108,8 @@ async def _dispatch(sim: Engine, request: Request, fault: object) -> Response:
         if action is None or version != action.version:
             raise Reject("InvalidActionOrVersion", f"Could not find operation {name!r} for version {version!r}",
                          http=404)
+        if request.method != "POST":  # the actions are POST only (a GET would carry no body)
+            raise Reject("InvalidHttpMethod", f"{name} takes POST, not {request.method}", http=405)
         body = await request.body()
         incoming = Incoming(method=request.method, path=request.url.path,
                             query=list(request.query_params.multi_items()),
@@ -163,7 +165,7 @@ def create_app(sim: Engine) -> ASGIApp:
 
     async def config(request: Request) -> Response:
         try:
-            apply_config(sim, json.loads(await request.body() or b"{}"))
+            apply_config(sim, loads(await request.body() or b"{}"))
         except (ValueError, TypeError, KeyError) as exc:
             return JSONResponse({"error": str(exc)}, 400)
         return JSONResponse({"ok": True})
@@ -172,7 +174,7 @@ def create_app(sim: Engine) -> ASGIApp:
         return JSONResponse({"ok": True, "simulator": "volcnb"})
 
     app = Starlette(routes=[
-        Route("/", api, methods=["POST", "GET"]),
+        Route("/", api, methods=["POST", "GET", "PUT", "DELETE", "PATCH"]),
         Route("/sim/files/{token}", files, methods=["GET"]),
         Route("/sim/stats", stats, methods=["GET"]),
         Route("/sim/config", config, methods=["POST"]),

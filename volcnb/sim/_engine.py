@@ -19,7 +19,6 @@ import base64
 import concurrent.futures
 import hashlib
 import io
-import json
 import multiprocessing
 import os
 import random
@@ -48,6 +47,7 @@ from ._model import (
     Quotas,
     Reject,
     ServiceTime,
+    loads,
 )
 from ._store import Store, TaskRow
 from ._verify import verify_signature
@@ -291,7 +291,7 @@ class Engine:
         if not isinstance(raw, str):
             raise Reject(50200, "req_json must be a JSON *string* (serialised), not an object")
         try:
-            conf = json.loads(raw)
+            conf = loads(raw)
         except ValueError:
             raise Reject(50204, "Parse Args Error: req_json is not valid JSON") from None
         if not isinstance(conf, dict):

@@ -9,14 +9,13 @@ from __future__ import annotations
 import base64
 import binascii
 import io
-import json
 from collections.abc import Callable
 from typing import Any
 
 from PIL import Image, UnidentifiedImageError
 
 from ..protocol.images import DEFAULT_LIMITS
-from ._model import MAX_BODY, Reject
+from ._model import MAX_BODY, Reject, loads
 
 __all__ = ["FileLookup", "decode_images", "fetch_url", "json_body", "open_image"]
 
@@ -31,9 +30,10 @@ def json_body(body: bytes) -> dict[str, Any]:
     if len(body) > MAX_BODY:
         raise Reject(50213, f"Request Body Size Limited: {len(body)} bytes > {MAX_BODY}")
     try:
-        obj = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise Reject(50204, "Parse Args Error: the body is not valid JSON") from None
+        obj = loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        why = str(exc) if "nested deeper" in str(exc) else "the body is not valid JSON"
+        raise Reject(50204, f"Parse Args Error: {why}") from None
     if not isinstance(obj, dict):
         raise Reject(50204, "Parse Args Error: the body must be a JSON object")
     return obj
@@ -69,18 +69,26 @@ def decode_images(body: dict[str, Any], files: FileLookup) -> list[Image.Image]:
     return images
 
 def open_image(raw: bytes, name: str) -> Image.Image:
+    """Decode one input picture; its format and sides are read from the header first, so a pixel bomb
+    (a huge header over a few bytes of data) is refused before anything is decoded."""
     try:
         img = Image.open(io.BytesIO(raw))
-        fmt = img.format
-        img.load()
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
+    except Image.DecompressionBombError:
+        raise Reject(50205, f"Image Size Limited: {name} is far larger than 4096×4096 px") from None
+    except (UnidentifiedImageError, OSError, ValueError):
         raise Reject(50207, f"Image Decode Error: {name} is not a decodable image") from None
+    fmt = img.format
     if fmt not in ("JPEG", "PNG", "BMP"):
         raise Reject(50207, f"Image Decode Error: {name} is {fmt}; JPG, PNG or BMP only")
     w, h = img.size
     if not (128 <= w <= 4096 and 128 <= h <= 4096):
         raise Reject(50205, f"Image Size Limited: {name} is {w}×{h}; each side must be 128–4096 px")
+    try:
+        img.load()
+    except (OSError, ValueError, Image.DecompressionBombError):
+        raise Reject(50207, f"Image Decode Error: {name} is not a decodable image") from None
     return img.convert("RGBA") if img.mode in ("RGBA", "LA", "P") else img.convert("RGB")
+
 
 def fetch_url(url: Any, i: int, files: FileLookup) -> Image.Image:
     name = f"image_urls[{i}]"

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import io
-import json
 from collections.abc import Mapping
 from typing import Any
 
 from PIL import Image
 
 from ..protocol.images import IVA_MAX_IMAGE_BYTES
-from ._model import Reject
+from ._model import Reject, loads
 
 __all__ = ["check_upload"]
 
@@ -21,7 +20,7 @@ def check_upload(kind: str, form: Mapping[str, Any]) -> tuple[str, dict[str, Any
     if not isinstance(raw, str):
         raise Reject("MissingParameter", "form field Request (a JSON string) is required", http=400)
     try:
-        req = json.loads(raw)
+        req = loads(raw)
     except ValueError:
         raise Reject("InvalidParameter", "Request is not valid JSON", http=400) from None
     if not isinstance(req, dict):

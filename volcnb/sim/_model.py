@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import random
 import secrets
@@ -16,6 +17,9 @@ from ..protocol import wire
 DEFAULT_ACCESS_KEY = "AKSIMvolcnbLOCAL"
 DEFAULT_SECRET_KEY = "volcnb-simulator-secret"  # noqa: S105 - a public, documented test key
 MAX_BODY = 20 * 1024 * 1024
+MAX_JSON_DEPTH = 32
+"""Deepest JSON nesting any body, ``req_json``, IVA ``Request`` or ``/sim/config`` may have (inferred; the
+documents' own examples nest 3 deep). Deeper is refused as unparsable, never a 5xx."""
 MAX_B64 = int(4.7 * 1024 * 1024)
 MAX_B64_TOTAL = 8 * 1024 * 1024
 IVA_MAX_FILE = 50 * 1024 * 1024
@@ -184,3 +188,19 @@ _CODEN = {"SignatureDoesNotMatch": 100010, "InvalidAccessKey": 100009, "MissingA
 def request_id(now: float) -> str:
     """A request id in the service's shape: timestamp plus 18 hex digits."""
     return time.strftime("%Y%m%d%H%M%S", time.localtime(now)) + secrets.token_hex(9).upper()
+
+
+def loads(raw: str | bytes) -> Any:
+    """``json.loads`` that raises ``ValueError`` (never ``RecursionError``) past :data:`MAX_JSON_DEPTH`."""
+    try:
+        obj = json.loads(raw)
+    except RecursionError:
+        raise ValueError(f"JSON nested deeper than {MAX_JSON_DEPTH} levels") from None
+    stack: list[tuple[Any, int]] = [(obj, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, (dict, list)):
+            if depth > MAX_JSON_DEPTH:
+                raise ValueError(f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
+            stack.extend((child, depth + 1) for child in (node.values() if isinstance(node, dict) else node))
+    return obj
