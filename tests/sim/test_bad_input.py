@@ -74,3 +74,21 @@ async def test_sim_config_is_validated(http: httpx.AsyncClient) -> None:
         assert r.status_code == 400 and "error" in r.json(), r.text
     r = await http.post("/sim/config", json={"quotas": {"submit_qps": 5}})
     assert r.status_code == 200
+
+
+async def test_wrong_region_is_refused_and_request_ids_have_the_documented_shape() -> None:
+    sim = Simulator(queue_time=0.0)
+    good = volcnb.VolcAuth(volcnb.Credentials(DEFAULT_ACCESS_KEY, DEFAULT_SECRET_KEY))
+    bad = volcnb.VolcAuth(volcnb.Credentials(DEFAULT_ACCESS_KEY, DEFAULT_SECRET_KEY), region="cn-shanghai")
+    body = json.dumps({"req_key": "saliency_seg", "task_id": "1"}).encode()
+    for auth, status in ((bad, 401), (good, 200)):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=sim.app()), base_url="http://sim",
+                                     auth=auth) as client:
+            r = await client.post("/", params=GET, content=body, headers=JSON)
+        assert r.status_code == status, r.text
+        if status == 401:
+            assert "region" in r.json()["ResponseMetadata"]["Error"]["Message"]
+        else:
+            rid = r.json()["request_id"]
+            assert len(rid) == 34 and rid[:14].isdigit() and all(c in "0123456789ABCDEF" for c in rid[14:])
+    sim.close()

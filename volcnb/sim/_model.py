@@ -186,8 +186,8 @@ _CODEN = {"SignatureDoesNotMatch": 100010, "InvalidAccessKey": 100009, "MissingA
 
 
 def request_id(now: float) -> str:
-    """A request id in the service's shape: timestamp plus 18 hex digits."""
-    return time.strftime("%Y%m%d%H%M%S", time.localtime(now)) + secrets.token_hex(9).upper()
+    """A request id in the documents' 34-character shape: a 14-digit timestamp plus 20 hex digits."""
+    return time.strftime("%Y%m%d%H%M%S", time.localtime(now)) + secrets.token_hex(10).upper()
 
 
 def loads(raw: str | bytes) -> Any:

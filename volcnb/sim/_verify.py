@@ -9,6 +9,7 @@ import time
 from collections.abc import Mapping
 
 from ..protocol.signing import canonical_request, parse_authorization, signable_headers, signature
+from ..protocol.wire import REGION
 from ._model import Incoming, Reject
 
 __all__ = ["verify_signature"]
@@ -41,6 +42,9 @@ def verify_signature(req: Incoming, service: str, keys: Mapping[str, str], now: 
     if date != xdate[:8] or len(parts) != 3 or parts[2] != "request":
         raise Reject("SignatureDoesNotMatch", f"credential scope {scope!r} does not match X-Date", http=401)
     region, svc = parts[0], parts[1]
+    if region != REGION:
+        raise Reject("SignatureDoesNotMatch",
+                     f"credential scope region is {region!r}; this endpoint serves region {REGION!r}", http=401)
     if svc != service:
         raise Reject("SignatureDoesNotMatch",
                      f"credential scope service is {svc!r}, this endpoint is service {service!r}", http=401)
