@@ -194,3 +194,49 @@ def test_sdk_home_is_isolated(visual: Callable[..., Any]) -> None:
     """The SDK would read ~/.volc; the fixture points HOME at an empty directory."""
     home = Path(os.environ["HOME"])
     assert not (home / ".volc").exists() and not any(home.iterdir())
+
+
+@pytest.fixture(scope="module")
+def sample_url() -> Iterator[str]:
+    """A loopback web server holding the sample photo (the documents' examples say ``https://xxx``)."""
+    import http.server
+    import threading
+
+    raw = grace_bytes()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+            self.send_response(200)
+            self.send_header("Content-Type", "image/jpeg")
+            self.send_header("Content-Length", str(len(raw)))
+            self.end_headers()
+            self.wfile.write(raw)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}/grace_hopper.jpg"
+    httpd.shutdown()
+
+
+def test_the_documents_request_examples_through_the_sdk(server: SimProcess, visual: Callable[..., Any],
+                                                         sample_url: str) -> None:
+    """The submit examples of the 同步转异步 document (saliency_seg) and the 人像保持 document, as printed
+    (comments dropped, ``https://xxx`` replaced by a loopback sample URL), get 10000 and a task_id; the
+    portrait one contradicts its own switch table and is accepted with a note."""
+    vs = visual(f"127.0.0.1:{server.port}")
+    saliency = {"req_key": "saliency_seg", "image_urls": [sample_url], "only_mask": 3, "refine_mask": 0,
+                "rgb": [-1, -1, -1]}
+    portrait = {"req_key": PORTRAIT, "positive_prompt": "1girl,beautiful,looking at viewer,portrait,",
+                "image_urls": [sample_url], "hyper_switch": True, "seed": -1, "step": 18, "cfg": 4.5,
+                "face_image": "uri://binary_data?index=0", "style_image": "uri://binary_data?index=1",
+                "face_switch": True, "facestyle_switch": True, "width": 1000, "height": 1000}
+    for form in (saliency, portrait):
+        submitted = vs.cv_sync2async_submit_task(form)
+        assert submitted["code"] == 10000 and submitted["data"]["task_id"].isdigit(), submitted
+        reply, _ = poll_until_done(vs, form["req_key"], submitted["data"]["task_id"])
+        assert reply["data"]["binary_data_base64"], reply
+    notes = json.loads(reply["data"]["response_data"])["notes"]
+    assert any("hyper_switch" in n for n in notes), notes
