@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -183,21 +184,66 @@ def create_app(sim: Engine) -> ASGIApp:
     return FaultLayer(app, sim)
 
 
-def apply_config(sim: Engine, conf: dict[str, Any]) -> None:
+def apply_config(sim: Engine, conf: Any) -> None:  # long: one check per documented field, then apply all
     """Apply a ``/sim/config`` document: ``{"faults": {...}, "plan": {action: [kinds]}, "service_times":
-    {req_key: [median, sigma]}, "queue_time": s, "quotas": {...}}``."""
+    {req_key: median | [median, sigma]}, "queue_time": s, "quotas": {...}}``.
+
+    Every field is checked first (a ``ValueError`` naming it); nothing is applied unless all are valid.
+    """
+    def number(value: Any, field: str, *, lo: float = 0.0, hi: float = math.inf) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not lo <= value <= hi:
+            raise ValueError(f"{field} must be a number in [{lo:g}, {hi:g}], got {value!r:.40}")
+        return float(value)
+
+    def mapping(value: Any, field: str) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            raise ValueError(f"{field} must be an object, got {type(value).__name__}")
+        return value
+
+    conf = mapping(conf, "the config")
+    unknown = set(conf) - {"faults", "plan", "service_times", "queue_time", "quotas"}
+    if unknown:
+        raise ValueError(f"unknown config field(s): {', '.join(sorted(map(str, unknown)))}")
+    faults = None
     if "faults" in conf:
-        f = conf["faults"]
-        new = Faults(**{k: v for k, v in f.items() if k != "actions"})
-        if f.get("actions") is not None:
-            new.actions = frozenset(f["actions"])
-        sim.faults = new
-    for action, kinds in (conf.get("plan") or {}).items():
+        f = mapping(conf["faults"], "faults")
+        faults = Faults()
+        for k, v in f.items():
+            if k == "actions":
+                if v is not None and not (isinstance(v, list) and all(isinstance(a, str) for a in v)):
+                    raise ValueError("faults.actions must be a list of action names or null")
+                faults.actions = frozenset(v) if v is not None else None
+            elif k in Faults.KINDS:
+                setattr(faults, k, number(v, f"faults.{k}", hi=1.0))
+            elif k == "slow_seconds":
+                faults.slow_seconds = number(v, "faults.slow_seconds", hi=600.0)
+            else:
+                raise ValueError(f"faults.{k} is not a fault setting")
+    plan = mapping(conf.get("plan") or {}, "plan")
+    for action, kinds in plan.items():
+        if not (isinstance(kinds, list) and all(k == "ok" or k in Faults.KINDS for k in kinds)):
+            raise ValueError(f"plan.{action} must be a list of {', '.join(('ok', *Faults.KINDS))}")
+    times = {}
+    for req_key, st in mapping(conf.get("service_times") or {}, "service_times").items():
+        pair = [st, 0.3] if not isinstance(st, list) else st
+        if len(pair) != 2:
+            raise ValueError(f"service_times.{req_key} must be a median or [median, sigma]")
+        times[req_key] = ServiceTime(number(pair[0], f"service_times.{req_key}", hi=86400.0),
+                                     number(pair[1], f"service_times.{req_key} sigma", hi=5.0))
+    queue_time = number(conf["queue_time"], "queue_time", hi=3600.0) if "queue_time" in conf else None
+    quotas = {}
+    for k, v in mapping(conf.get("quotas") or {}, "quotas").items():
+        if k not in ("submit_qps", "max_unfinished", "get_result_qps"):
+            raise ValueError(f"quotas.{k} is not a quota")
+        value = number(v, f"quotas.{k}", lo=0.0 if k == "max_unfinished" else 1e-3, hi=1e12)
+        quotas[k] = int(value) if k == "max_unfinished" else value
+    if faults is not None:
+        sim.faults = faults
+    for action, kinds in plan.items():
         sim.faults.plan(action, *kinds)
-    for req_key, st in (conf.get("service_times") or {}).items():
-        median, sigma = (st, 0.3) if isinstance(st, (int, float)) else (st[0], st[1])
-        sim.set_service_time(req_key, ServiceTime(float(median), float(sigma)))
-    if "queue_time" in conf:
-        sim.queue_time = float(conf["queue_time"])
-    for k, v in (conf.get("quotas") or {}).items():
-        setattr(sim.quotas, k, type(getattr(sim.quotas, k))(v))
+    for req_key, service_time in times.items():
+        sim.set_service_time(req_key, service_time)
+    if queue_time is not None:
+        sim.queue_time = queue_time
+    for k, v in quotas.items():
+        setattr(sim.quotas, k, v)
