@@ -92,3 +92,44 @@ async def test_wrong_region_is_refused_and_request_ids_have_the_documented_shape
             rid = r.json()["request_id"]
             assert len(rid) == 34 and rid[:14].isdigit() and all(c in "0123456789ABCDEF" for c in rid[14:])
     sim.close()
+
+
+async def test_an_oversized_unsigned_body_is_refused_before_it_is_read() -> None:
+    """An unsigned request is refused from its headers, whatever its size, without the body being read; a
+    signed one over the 20 MB cap is refused while it streams in."""
+    sim = Simulator(queue_time=0.0)
+    read = [0]
+
+    async def huge() -> AsyncIterator[bytes]:
+        for _ in range(30):
+            read[0] += 1
+            yield b" " * (1024 * 1024)
+
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=sim.app()), base_url="http://sim") as raw:
+        r = await raw.post("/", params=SUBMIT, content=huge(), headers=JSON)
+    assert r.status_code == 401 and r.json()["ResponseMetadata"]["Error"]["Code"] == "MissingAuthenticationToken"
+    auth = volcnb.VolcAuth(volcnb.Credentials(DEFAULT_ACCESS_KEY, DEFAULT_SECRET_KEY))
+    big = b'{"req_key": "saliency_seg", "x": "' + b"a" * (21 * 1024 * 1024) + b'"}'
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=sim.app()), base_url="http://sim",
+                                 auth=auth) as signed:
+        r = await signed.post("/", params=SUBMIT, content=big, headers=JSON)
+    assert r.status_code == 400 and r.json()["code"] == 50213, r.text[:200]
+    assert sim.counters.accepted == 0
+    sim.close()
+
+
+async def test_bad_multipart_uploads_get_gateway_errors(http: httpx.AsyncClient) -> None:
+    name, version = "AddAsyncTaskImageData", "2022-05-13"
+    iva = volcnb.VolcAuth(volcnb.Credentials(DEFAULT_ACCESS_KEY, DEFAULT_SECRET_KEY), service="iva")
+    cases = [
+        ({"Content-Type": "multipart/form-data; boundary=x"}, b"--x\r\nnot a part\r\n--x--"),  # a torn part
+        ({"Content-Type": "multipart/form-data"}, b"no boundary at all"),
+        ({"Content-Type": "multipart/form-data; boundary=x"},
+         b'--x\r\nContent-Disposition: form-data; name="Request"\r\n\r\n{"TaskID": ""}\r\n--x--\r\n'),
+        ({"Content-Type": "application/json"}, b'{"TaskID": "t"}'),
+    ]
+    for headers, body in cases:
+        r = await http.post("/", params={"Action": name, "Version": version}, content=body, headers=headers,
+                            auth=iva)
+        assert 400 <= r.status_code < 500, (body, r.status_code, r.text[:200])
+        assert r.json()["ResponseMetadata"]["Error"]["Code"], r.text

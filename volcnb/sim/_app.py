@@ -28,7 +28,18 @@ from starlette.types import ASGIApp
 from ..protocol import wire
 from ._engine import Engine
 from ._faults import FAULT_KEY, FaultLayer
-from ._model import HTTP_STATUS, Faults, Incoming, Reject, ServiceTime, envelope_error, loads, request_id
+from ._model import (
+    HTTP_STATUS,
+    IVA_MAX_BODY,
+    MAX_BODY,
+    Faults,
+    Incoming,
+    Reject,
+    ServiceTime,
+    envelope_error,
+    loads,
+    request_id,
+)
 
 __all__ = ["ACTIONS", "apply_config", "create_app"]
 
@@ -62,7 +73,11 @@ async def _cancel(call: _Call) -> tuple[int, str, Any]:
 
 def _iva(kind: str) -> Handler:
     async def handle(call: _Call) -> tuple[int, str, Any]:
-        form = await call.request.form(max_part_size=64 * 1024 * 1024)
+        try:
+            form = await call.request.form(max_part_size=64 * 1024 * 1024)
+        except Exception as exc:  # a torn or boundary-less multipart body is the client's error
+            raise Reject("InvalidParameter", f"the multipart/form-data body cannot be parsed ({exc})"[:200],
+                         http=400) from None
         fields: dict[str, Any] = {}
         for key, value in form.multi_items():
             fields[key] = value if isinstance(value, str) else await value.read()
@@ -97,6 +112,27 @@ def _json(obj: Any, status: int = 200) -> Response:
                     media_type="application/json")
 
 
+async def _read_capped(request: Request, cap: int, *, openapi: bool) -> bytes:
+    """The body, refused as soon as it passes ``cap`` bytes (from Content-Length, or while reading)."""
+    def too_big(n: int) -> Reject:
+        if openapi:
+            return Reject("RequestEntityTooLarge", f"the request body is over {cap:,} bytes", http=413)
+        return Reject(50213, f"Request Body Size Limited: over {cap:,} bytes")
+
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > cap:
+        raise too_big(int(declared))
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > cap:
+            raise too_big(size)
+        chunks.append(chunk)
+    body = b"".join(chunks)
+    request._body = body  # Starlette's own cache: request.form() (the IVA uploads) reads it from there
+    return body
+
+
 async def _dispatch(sim: Engine, request: Request, fault: object) -> Response:
     name = request.query_params.get("Action", "")
     version = request.query_params.get("Version", "")
@@ -111,7 +147,8 @@ async def _dispatch(sim: Engine, request: Request, fault: object) -> Response:
                          http=404)
         if request.method != "POST":  # the actions are POST only (a GET would carry no body)
             raise Reject("InvalidHttpMethod", f"{name} takes POST, not {request.method}", http=405)
-        body = await request.body()
+        sim.check_headers(list(request.headers.items()), service)  # unsigned: refused before reading a byte
+        body = await _read_capped(request, IVA_MAX_BODY if action.openapi else MAX_BODY, openapi=action.openapi)
         incoming = Incoming(method=request.method, path=request.url.path,
                             query=list(request.query_params.multi_items()),
                             headers=list(request.headers.items()), body=body, base_url=str(request.base_url))
@@ -132,6 +169,8 @@ async def _dispatch(sim: Engine, request: Request, fault: object) -> Response:
     except Reject as r:
         sim.counters.rejected[str(r.code)] += 1
         return _json(envelope_error(r.code, r.message, rid, name, version, service), r.http)
+    except ClientDisconnect:
+        raise
     except Exception as exc:  # the simulator never crashes on input: anything unexpected is a 50500
         sim.counters.rejected["50500"] += 1
         return _json(envelope_error(50500, f"Internal Error: {type(exc).__name__}", rid, name, version, service),
@@ -143,11 +182,10 @@ def create_app(sim: Engine) -> ASGIApp:
 
     async def api(request: Request) -> Response:
         fault = request.scope.get(FAULT_KEY)
-        try:
-            await request.body()  # read before any fault: a slow reply is processed, then delivered late
+        try:  # the body is read inside, after the header checks and under its size cap
+            response = await _dispatch(sim, request, fault)
         except ClientDisconnect:
             return Response(status_code=499)
-        response = await _dispatch(sim, request, fault)
         if fault == "slow":
             await asyncio.sleep(sim.faults.slow_seconds)
         return response

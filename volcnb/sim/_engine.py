@@ -50,7 +50,7 @@ from ._model import (
     loads,
 )
 from ._store import Store, TaskRow
-from ._verify import verify_signature
+from ._verify import verify_headers, verify_signature
 
 __all__ = ["Engine"]
 
@@ -146,6 +146,10 @@ class Engine:
         with self._lock:
             futures = list(self._futures.values())
         concurrent.futures.wait(futures, timeout=timeout)
+
+    def check_headers(self, headers: list[tuple[str, str]], service: str) -> str:
+        """The signature's header-only checks, before a (possibly large) body is read."""
+        return verify_headers(headers, service, self.keys, self.clock(), self.max_clock_skew)
 
     def authenticate(self, req: Incoming, service: str) -> str:
         """Verify the V4 signature over the exact body; return the access key or raise a gateway error."""

@@ -23,6 +23,8 @@ documents' own examples nest 3 deep). Deeper is refused as unparsable, never a 5
 MAX_B64 = int(4.7 * 1024 * 1024)
 MAX_B64_TOTAL = 8 * 1024 * 1024
 IVA_MAX_FILE = 50 * 1024 * 1024
+IVA_MAX_BODY = IVA_MAX_FILE + 1024 * 1024
+"""An IVA upload's whole multipart body: the 50 MB file plus room for the other parts."""
 
 #: HTTP status of each business code (as the documents print them; 50400 → 401 is inferred).
 HTTP_STATUS = {10000: 200, 50429: 429, 50430: 429, 50500: 500, 50501: 500, 50400: 401, 50402: 404}
@@ -170,7 +172,10 @@ class Incoming:
 
 def envelope_error(code: int | str, message: str, request_id: str, action: str, version: str, service: str
                    ) -> dict[str, Any]:
-    """A reply body for an error: gateway ``ResponseMetadata`` for string codes, the service envelope for ints."""
+    """A reply body for an error: gateway ``ResponseMetadata`` for string codes and for every IVA (OpenAPI)
+    error, the service envelope for the CV actions' numeric codes."""
+    if service == wire.IVA_SERVICE and not isinstance(code, str):
+        code = "InternalError" if code in (50500, 50501) else "InvalidParameter"
     if isinstance(code, str):
         return {"ResponseMetadata": {"RequestId": request_id, "Action": action, "Version": version,
                                      "Service": service, "Region": wire.REGION,

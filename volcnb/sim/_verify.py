@@ -12,12 +12,17 @@ from ..protocol.signing import canonical_request, parse_authorization, signable_
 from ..protocol.wire import REGION
 from ._model import Incoming, Reject
 
-__all__ = ["verify_signature"]
+__all__ = ["verify_headers", "verify_signature"]
 
 
-def verify_signature(req: Incoming, service: str, keys: Mapping[str, str], now: float, max_skew: float) -> str:
-    """Verify the V4 signature over the exact body; return the access key or raise a gateway error."""
-    headers = {k.lower(): v for k, v in req.headers}
+def verify_headers(headers: list[tuple[str, str]], service: str, keys: Mapping[str, str], now: float,
+                   max_skew: float) -> str:
+    """What the headers alone can tell (credential, key, date, scope), checked before a body is read."""
+    return _check_headers({k.lower(): v for k, v in headers}, service, keys, now, max_skew)[0]
+
+
+def _check_headers(headers: Mapping[str, str], service: str, keys: Mapping[str, str], now: float,
+                   max_skew: float) -> tuple[str, str, str, str, str, list[str], str]:
     auth = headers.get("authorization")
     if not auth:
         raise Reject("MissingAuthenticationToken", "Request is missing Authentication Token", http=401)
@@ -48,6 +53,13 @@ def verify_signature(req: Incoming, service: str, keys: Mapping[str, str], now: 
     if svc != service:
         raise Reject("SignatureDoesNotMatch",
                      f"credential scope service is {svc!r}, this endpoint is service {service!r}", http=401)
+    return ak, secret, xdate, region, svc, list(names), sig
+
+
+def verify_signature(req: Incoming, service: str, keys: Mapping[str, str], now: float, max_skew: float) -> str:
+    """Verify the V4 signature over the exact body; return the access key or raise a gateway error."""
+    headers = {k.lower(): v for k, v in req.headers}
+    ak, secret, xdate, region, svc, names, sig = _check_headers(headers, service, keys, now, max_skew)
     body_hash = hashlib.sha256(req.body).hexdigest()
     if headers.get("x-content-sha256", body_hash) != body_hash:
         raise Reject("SignatureDoesNotMatch", "X-Content-Sha256 does not match the body", http=401)
