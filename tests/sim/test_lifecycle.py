@@ -305,7 +305,7 @@ async def test_return_url_serves_png_until_url_ttl(api: Api, fake_sim: Simulator
     clock.advance(31)
     inline = await api.result("saliency_seg", tid)
     linked = await api.result("saliency_seg", tid, return_url=True)
-    assert linked["binary_data_base64"] is None
+    assert linked["binary_data_base64"] == [""]  # an array, as documented (the example shows [""])
     [url] = linked["image_urls"]
     assert url.startswith("http://sim.local/sim/files/")
     r = await api.http.get(url)

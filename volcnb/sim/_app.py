@@ -19,17 +19,31 @@ from dataclasses import dataclass
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.formparsers import MultiPartException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Message
 
 from ..protocol import wire
+from ..protocol.images import IVA_MAX_IMAGE_BYTES
+from ._config import apply_config
 from ._engine import Engine
 from ._faults import FAULT_KEY, FaultLayer
-from ._model import HTTP_STATUS, Faults, Incoming, Reject, ServiceTime, envelope_error, request_id
+from ._inputs import loads_bounded
+from ._model import (
+    HTTP_STATUS,
+    MAX_BODY,
+    Incoming,
+    Reject,
+    elapsed,
+    envelope_error,
+    request_id,
+)
+from ._verify import check_body, check_headers
 
-__all__ = ["ACTIONS", "apply_config", "create_app"]
+__all__ = ["ACTIONS", "create_app"]
 
 
 @dataclass(frozen=True)
@@ -44,6 +58,11 @@ class _Call:
 
 
 Handler = Callable[[_Call], Awaitable[tuple[int, str, Any]]]
+
+MULTIPART_SLACK = 1024 * 1024
+"""Room for the ``Request`` field, part headers and boundaries on top of an IVA file's own cap."""
+BODY_IDLE_TIMEOUT = 30.0
+"""Seconds a request body may stall between two chunks before the simulator gives up on it (408)."""
 
 
 async def _submit(call: _Call) -> tuple[int, str, Any]:
@@ -61,10 +80,18 @@ async def _cancel(call: _Call) -> tuple[int, str, Any]:
 
 def _iva(kind: str) -> Handler:
     async def handle(call: _Call) -> tuple[int, str, Any]:
-        form = await call.request.form(max_part_size=64 * 1024 * 1024)
-        fields: dict[str, Any] = {}
-        for key, value in form.multi_items():
-            fields[key] = value if isinstance(value, str) else await value.read()
+        async def replay() -> Message:  # the body was read (and capped) already: parse it from memory
+            return {"type": "http.request", "body": call.body, "more_body": False}
+
+        request = Request(call.request.scope, replay)
+        try:
+            form = await request.form(max_part_size=MULTIPART_SLACK)
+            fields: dict[str, Any] = {}
+            for key, value in form.multi_items():
+                fields[key] = value if isinstance(value, str) else await value.read()
+        except (HTTPException, MultiPartException, ValueError, UnicodeDecodeError) as exc:
+            detail = getattr(exc, "detail", None) or getattr(exc, "message", None) or type(exc).__name__
+            raise Reject("InvalidParameter", f"the multipart/form-data body is malformed: {detail}", http=400) from None
         return 10000, "Success", await asyncio.to_thread(call.sim.iva_upload, call.access_key, kind, fields)
 
     return handle
@@ -72,50 +99,92 @@ def _iva(kind: str) -> Handler:
 
 @dataclass(frozen=True)
 class Action:
-    """A routed API action: its version, service, envelope and handler."""
+    """A routed API action: its version, service, envelope, handler and body cap."""
 
     version: str
     service: str
     handler: Handler
     openapi: bool = False
     """Replies in the OpenAPI envelope (``ResponseMetadata`` + ``Result``), else the CV service envelope."""
+    max_body: int | None = MAX_BODY
+    """Largest body accepted, bytes (``None``: the engine's ``max_video_bytes`` plus multipart room)."""
+
+    def cap(self, sim: Engine) -> int:
+        """The body cap for this action on ``sim``."""
+        return self.max_body if self.max_body is not None else sim.max_video_bytes + MULTIPART_SLACK
 
 
 ACTIONS: dict[str, Action] = {
     wire.SUBMIT[0]: Action(wire.SUBMIT[1], wire.CV_SERVICE, _submit),
     wire.GET_RESULT[0]: Action(wire.GET_RESULT[1], wire.CV_SERVICE, _get_result),
     wire.CANCEL[0]: Action(wire.CANCEL[1], wire.CV_SERVICE, _cancel),
-    wire.IVA_IMAGE[0]: Action(wire.IVA_VERSION, wire.IVA_SERVICE, _iva("image"), openapi=True),
-    wire.IVA_VIDEO[0]: Action(wire.IVA_VERSION, wire.IVA_SERVICE, _iva("video"), openapi=True),
+    wire.IVA_IMAGE[0]: Action(wire.IVA_VERSION, wire.IVA_SERVICE, _iva("image"), openapi=True,
+                              max_body=IVA_MAX_IMAGE_BYTES + MULTIPART_SLACK),
+    wire.IVA_VIDEO[0]: Action(wire.IVA_VERSION, wire.IVA_SERVICE, _iva("video"), openapi=True, max_body=None),
 }
 """Every action the simulator answers, by ``Action`` query parameter."""
 
+#: Gateway codes for the business codes an OpenAPI (IVA) action can meet: IVA errors are always gateway errors.
+_GATEWAY_CODES = {50213: ("RequestEntityTooLarge", 413), 50429: ("RequestLimitExceeded", 429),
+                  50500: ("InternalError", 500)}
 
-def _json(obj: Any, status: int = 200) -> Response:
+
+def _json(obj: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     return Response(json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8"), status_code=status,
-                    media_type="application/json")
+                    media_type="application/json", headers=headers)
+
+
+async def _read_body(request: Request, cap: int, code: int | str) -> bytes:
+    """The body, refused once it exceeds ``cap`` (from Content-Length before reading, else while reading)."""
+    def too_large(size: int | str) -> Reject:
+        return Reject(code, f"Request Body Size Limited: {size} bytes; this action takes at most {cap} bytes",
+                      http=413)
+
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > cap:
+        raise too_large(int(declared))
+    chunks: list[bytes] = []
+    size = 0
+    stream = request.stream().__aiter__()
+    while True:
+        try:
+            chunk = await asyncio.wait_for(stream.__anext__(), BODY_IDLE_TIMEOUT)
+        except StopAsyncIteration:
+            return b"".join(chunks)
+        except asyncio.TimeoutError:
+            raise Reject("RequestTimeout", f"the request body stalled for {BODY_IDLE_TIMEOUT:.0f} s", http=408
+                         ) from None
+        size += len(chunk)
+        if size > cap:
+            raise too_large(f"over {cap}")
+        chunks.append(chunk)
 
 
 async def _dispatch(sim: Engine, request: Request, fault: object) -> Response:
     name = request.query_params.get("Action", "")
     version = request.query_params.get("Version", "")
     rid = request_id(sim.clock())
+    start = time.perf_counter()
     action = ACTIONS.get(name)
     service = action.service if action else wire.CV_SERVICE
-    if fault == "http_500":
-        return PlainTextResponse("<html><body><h1>500 Internal Server Error</h1></body></html>", 500)
+    headers: dict[str, str] = {}
     try:
+        if request.method != "POST":
+            raise Reject("InvalidHttpMethod", f"{request.method} is not allowed: the OpenAPI actions take POST",
+                         http=405)
         if action is None or version != action.version:
             raise Reject("InvalidActionOrVersion", f"Could not find operation {name!r} for version {version!r}",
                          http=404)
-        body = await request.body()
+        claim = check_headers(list(request.headers.items()), service, sim.keys, sim.clock(), sim.max_clock_skew)
+        body = await _read_body(request, action.cap(sim), 50213)
+        if fault == "http_500":
+            return PlainTextResponse("<html><body><h1>500 Internal Server Error</h1></body></html>", 500)
         incoming = Incoming(method=request.method, path=request.url.path,
                             query=list(request.query_params.multi_items()),
                             headers=list(request.headers.items()), body=body, base_url=str(request.base_url))
-        ak = sim.authenticate(incoming, service)
+        ak = check_body(claim, incoming)
         if fault == "code_50500":
             raise Reject(50500)
-        start = time.perf_counter()
         code, message, data = await action.handler(_Call(sim, request, ak, body, fault))
         if action.openapi:
             return _json({"ResponseMetadata": {"RequestId": rid, "Action": name, "Version": version,
@@ -124,15 +193,22 @@ async def _dispatch(sim: Engine, request: Request, fault: object) -> Response:
             return Response(b'{"code": 10000, "data": {"status": "gener', status_code=200,
                             media_type="application/json")
         reply = {"code": code, "data": data, "message": message, "request_id": rid, "status": code,
-                 "time_elapsed": f"{(time.perf_counter() - start) * 1000:.6f}ms"}
+                 "time_elapsed": elapsed(start)}
         return _json(reply, 200 if code == 10000 else HTTP_STATUS.get(code, 400))
+    except ClientDisconnect:
+        return Response(status_code=499)
     except Reject as r:
-        sim.counters.rejected[str(r.code)] += 1
-        return _json(envelope_error(r.code, r.message, rid, name, version, service), r.http)
+        err = r
     except Exception as exc:  # the simulator never crashes on input: anything unexpected is a 50500
-        sim.counters.rejected["50500"] += 1
-        return _json(envelope_error(50500, f"Internal Error: {type(exc).__name__}", rid, name, version, service),
-                     500)
+        err = Reject(50500, f"Internal Error: {type(exc).__name__}", http=500)
+    if action is not None and action.openapi and isinstance(err.code, int):
+        gateway, status = _GATEWAY_CODES.get(err.code, ("InvalidParameter", 400))
+        err = Reject(gateway, err.message, http=status)
+    if err.http in (408, 413):
+        headers["Connection"] = "close"  # the rest of the body is never read
+    sim.counters.rejected[str(err.code)] += 1
+    return _json(envelope_error(err.code, err.message, rid, name, version, service, elapsed(start)), err.http,
+                 headers)
 
 
 def create_app(sim: Engine) -> ASGIApp:
@@ -140,10 +216,6 @@ def create_app(sim: Engine) -> ASGIApp:
 
     async def api(request: Request) -> Response:
         fault = request.scope.get(FAULT_KEY)
-        try:
-            await request.body()  # read before any fault: a slow reply is processed, then delivered late
-        except ClientDisconnect:
-            return Response(status_code=499)
         response = await _dispatch(sim, request, fault)
         if fault == "slow":
             await asyncio.sleep(sim.faults.slow_seconds)
@@ -163,39 +235,22 @@ def create_app(sim: Engine) -> ASGIApp:
 
     async def config(request: Request) -> Response:
         try:
-            apply_config(sim, json.loads(await request.body() or b"{}"))
-        except (ValueError, TypeError, KeyError) as exc:
+            body = await _read_body(request, MAX_BODY, "RequestEntityTooLarge")
+            apply_config(sim, loads_bounded(body or b"{}", "the configuration"))
+        except ValueError as exc:
             return JSONResponse({"error": str(exc)}, 400)
+        except Reject as r:
+            return JSONResponse({"error": r.message}, r.http)
         return JSONResponse({"ok": True})
 
     async def health(request: Request) -> Response:
         return JSONResponse({"ok": True, "simulator": "volcnb"})
 
     app = Starlette(routes=[
-        Route("/", api, methods=["POST", "GET"]),
+        Route("/", api, methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]),
         Route("/sim/files/{token}", files, methods=["GET"]),
         Route("/sim/stats", stats, methods=["GET"]),
         Route("/sim/config", config, methods=["POST"]),
         Route("/sim/health", health, methods=["GET"]),
     ])
     return FaultLayer(app, sim)
-
-
-def apply_config(sim: Engine, conf: dict[str, Any]) -> None:
-    """Apply a ``/sim/config`` document: ``{"faults": {...}, "plan": {action: [kinds]}, "service_times":
-    {req_key: [median, sigma]}, "queue_time": s, "quotas": {...}}``."""
-    if "faults" in conf:
-        f = conf["faults"]
-        new = Faults(**{k: v for k, v in f.items() if k != "actions"})
-        if f.get("actions") is not None:
-            new.actions = frozenset(f["actions"])
-        sim.faults = new
-    for action, kinds in (conf.get("plan") or {}).items():
-        sim.faults.plan(action, *kinds)
-    for req_key, st in (conf.get("service_times") or {}).items():
-        median, sigma = (st, 0.3) if isinstance(st, (int, float)) else (st[0], st[1])
-        sim.set_service_time(req_key, ServiceTime(float(median), float(sigma)))
-    if "queue_time" in conf:
-        sim.queue_time = float(conf["queue_time"])
-    for k, v in (conf.get("quotas") or {}).items():
-        setattr(sim.quotas, k, type(getattr(sim.quotas, k))(v))

@@ -19,7 +19,6 @@ import base64
 import concurrent.futures
 import hashlib
 import io
-import json
 import multiprocessing
 import os
 import random
@@ -35,7 +34,7 @@ from PIL import Image
 from ..protocol.catalog import CAPABILITIES, get_capability, image_count
 from ..protocol.options import aigc_issues, logo_issues
 from ._compute import compute_safely, failure, image_risk, png, text_risk
-from ._inputs import decode_images, json_body
+from ._inputs import decode_images, json_body, loads_bounded
 from ._iva import check_upload
 from ._model import (
     DEFAULT_ACCESS_KEY,
@@ -79,6 +78,7 @@ class Engine:
         seed: int | None = None,
         workers: int = 2,
         processes: int = 0,
+        max_video_bytes: int = 256 * 1024 * 1024,
     ) -> None:
         self.keys = dict(keys or {DEFAULT_ACCESS_KEY: DEFAULT_SECRET_KEY})
         self.store = Store(db)
@@ -93,6 +93,8 @@ class Engine:
         self.faults = faults or Faults()
         self.clock = clock
         self.max_clock_skew = max_clock_skew
+        self.max_video_bytes = max_video_bytes
+        """Largest IVA video accepted (no document gives one; the body is refused while it is read)."""
         self.rng = random.Random(seed)
         self.counters = Counters()
         self._submit_buckets: dict[str, Bucket] = {}
@@ -151,8 +153,8 @@ class Engine:
         """Verify the V4 signature over the exact body; return the access key or raise a gateway error."""
         return verify_signature(req, service, self.keys, self.clock(), self.max_clock_skew)
 
-    def _images(self, body: dict[str, Any]) -> list[Image.Image]:
-        return decode_images(body, self._served_file)
+    def _images(self, body: dict[str, Any], notes: list[str] | None = None) -> list[Image.Image]:
+        return decode_images(body, self._served_file, notes)
 
     def _served_file(self, token: str) -> bytes | None:
         f = self.store.get_file(token)
@@ -182,7 +184,8 @@ class Engine:
         if errors:
             e = errors[0]
             raise Reject(e.code, f"{MESSAGES.get(e.code, 'Request Invalid Args')}: {e.message}")
-        images = self._images(obj)
+        notes = [i.message for i in issues if i.severity == "warning"]
+        images = self._images(obj, notes)
         if cap.min_images and not images:
             raise Reject(50206, "Image Empty: this req_key needs an image")
         verdict = text_risk(obj)
@@ -190,7 +193,6 @@ class Engine:
             raise Reject(*verdict)
         if image_risk(images):
             raise Reject(50411, "Pre Img Risk Not Pass")
-        notes = [i.message for i in issues if i.severity == "warning"]
         digest = hashlib.sha256(body).hexdigest()
         if self.store.has_body(ak, digest):
             self.counters.duplicates += 1
@@ -277,7 +279,7 @@ class Engine:
                 self.store.add_file(token, b, "image/png", now + self.url_ttl)
                 urls.append(f"{base_url.rstrip('/')}/sim/files/{token}")
             data["image_urls"] = urls
-            data["binary_data_base64"] = None
+            data["binary_data_base64"] = [""] * len(urls)  # the documented type is an array; the example shows [""]
         else:
             data["binary_data_base64"] = [base64.b64encode(b).decode("ascii") for b in outputs]
         if options.get("aigc_meta"):
@@ -291,9 +293,9 @@ class Engine:
         if not isinstance(raw, str):
             raise Reject(50200, "req_json must be a JSON *string* (serialised), not an object")
         try:
-            conf = json.loads(raw)
-        except ValueError:
-            raise Reject(50204, "Parse Args Error: req_json is not valid JSON") from None
+            conf = loads_bounded(raw, "req_json")
+        except ValueError as exc:
+            raise Reject(50204, f"Parse Args Error: {exc}") from None
         if not isinstance(conf, dict):
             raise Reject(50204, "Parse Args Error: req_json must encode an object")
         rurl = conf.get("return_url")
