@@ -61,8 +61,6 @@ Handler = Callable[[_Call], Awaitable[tuple[int, str, Any]]]
 
 MULTIPART_SLACK = 1024 * 1024
 """Room for the ``Request`` field, part headers and boundaries on top of an IVA file's own cap."""
-BODY_IDLE_TIMEOUT = 30.0
-"""Seconds a request body may stall between two chunks before the simulator gives up on it (408)."""
 
 
 async def _submit(call: _Call) -> tuple[int, str, Any]:
@@ -134,7 +132,7 @@ def _json(obj: Any, status: int = 200, headers: dict[str, str] | None = None) ->
                     media_type="application/json", headers=headers)
 
 
-async def _read_body(request: Request, cap: int, code: int | str) -> bytes:
+async def _read_body(request: Request, cap: int, code: int | str, timeout: float) -> bytes:
     """The body, refused once it exceeds ``cap`` (from Content-Length before reading, else while reading)."""
     def too_large(size: int | str) -> Reject:
         return Reject(code, f"Request Body Size Limited: {size} bytes; this action takes at most {cap} bytes",
@@ -148,11 +146,11 @@ async def _read_body(request: Request, cap: int, code: int | str) -> bytes:
     stream = request.stream().__aiter__()
     while True:
         try:
-            chunk = await asyncio.wait_for(stream.__anext__(), BODY_IDLE_TIMEOUT)
+            chunk = await asyncio.wait_for(stream.__anext__(), timeout)
         except StopAsyncIteration:
             return b"".join(chunks)
         except asyncio.TimeoutError:
-            raise Reject("RequestTimeout", f"the request body stalled for {BODY_IDLE_TIMEOUT:.0f} s", http=408
+            raise Reject("RequestTimeout", f"the request body stalled for {timeout:g} s", http=408
                          ) from None
         size += len(chunk)
         if size > cap:
@@ -176,7 +174,7 @@ async def _dispatch(sim: Engine, request: Request, fault: object) -> Response:
             raise Reject("InvalidActionOrVersion", f"Could not find operation {name!r} for version {version!r}",
                          http=404)
         claim = check_headers(list(request.headers.items()), service, sim.keys, sim.clock(), sim.max_clock_skew)
-        body = await _read_body(request, action.cap(sim), 50213)
+        body = await _read_body(request, action.cap(sim), 50213, sim.body_timeout)
         if fault == "http_500":
             return PlainTextResponse("<html><body><h1>500 Internal Server Error</h1></body></html>", 500)
         incoming = Incoming(method=request.method, path=request.url.path,
@@ -235,7 +233,7 @@ def create_app(sim: Engine) -> ASGIApp:
 
     async def config(request: Request) -> Response:
         try:
-            body = await _read_body(request, MAX_BODY, "RequestEntityTooLarge")
+            body = await _read_body(request, MAX_BODY, "RequestEntityTooLarge", sim.body_timeout)
             apply_config(sim, loads_bounded(body or b"{}", "the configuration"))
         except ValueError as exc:
             return JSONResponse({"error": str(exc)}, 400)

@@ -79,6 +79,7 @@ class Engine:
         workers: int = 2,
         processes: int = 0,
         max_video_bytes: int = 256 * 1024 * 1024,
+        body_timeout: float = 30.0,
     ) -> None:
         self.keys = dict(keys or {DEFAULT_ACCESS_KEY: DEFAULT_SECRET_KEY})
         self.store = Store(db)
@@ -95,6 +96,8 @@ class Engine:
         self.max_clock_skew = max_clock_skew
         self.max_video_bytes = max_video_bytes
         """Largest IVA video accepted (no document gives one; the body is refused while it is read)."""
+        self.body_timeout = body_timeout
+        """Seconds a request body may stall between two chunks before it is answered 408 (half-sent bodies)."""
         self.rng = random.Random(seed)
         self.counters = Counters()
         self._submit_buckets: dict[str, Bucket] = {}
