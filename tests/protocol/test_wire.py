@@ -542,3 +542,19 @@ def test_dumps_and_response_data() -> None:
     assert _wire.response_data({"response_data": '{"notes":["x"]}'}) == {"notes": ["x"]}
     assert _wire.response_data({"response_data": "not json"}) == "not json"
     assert _wire.response_data({}) is None
+
+
+def test_the_portrait_documents_example_warns_and_an_unused_style_image_is_not_refused() -> None:
+    from volcnb.protocol.catalog import get_capability
+
+    cap = get_capability("img2img_anime_accelerated_maintain_id")
+    assert cap is not None
+    example = {"positive_prompt": "1girl,beautiful,looking at viewer,portrait,", "image_urls": ["http://127.0.0.1/a"],
+               "hyper_switch": True, "seed": -1, "step": 18, "cfg": 4.5, "face_image": "uri://binary_data?index=0",
+               "style_image": "uri://binary_data?index=1", "face_switch": True, "facestyle_switch": True,
+               "width": 1000, "height": 1000}  # the 人像保持 document's submit example: one image, style_image index 1
+    issues = cap.check(example, 1)
+    assert [i.field for i in issues if i.severity == "error"] == []
+    assert {"hyper_switch", "style_image"} <= {i.field for i in issues if i.severity == "warning"}
+    used = cap.check({**example, "hyper_switch": False, "style_switch": True, "facestyle_switch": False}, 1)
+    assert [i.field for i in used if i.severity == "error"] == ["style_image"]  # read, so the index must exist
