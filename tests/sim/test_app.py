@@ -34,7 +34,7 @@ SERVICE_CODES = {50200, 50201, 50204, 50205, 50206, 50207, 50213}
 # ------------------------------------------------------------------------------- the documents' examples
 # Copied verbatim from the 同步转异步接口使用说明 document (saliency_seg) and the 人像保持 document.
 
-SEED_000_SUBMIT: dict[str, Any] = {
+SYNC2ASYNC_SUBMIT: dict[str, Any] = {
     "code": 10000,
     "data": {"task_id": "7418048504813240370"},
     "message": "Success",
@@ -42,7 +42,7 @@ SEED_000_SUBMIT: dict[str, Any] = {
     "status": 10000,
     "time_elapsed": "23.099216ms",
 }
-SEED_000_RESULT: dict[str, Any] = {
+SYNC2ASYNC_RESULT: dict[str, Any] = {
     "code": 10000,
     "data": {
         "algorithm_base_resp": {"status_code": 0, "status_message": "Success"},
@@ -60,7 +60,7 @@ SEED_000_RESULT: dict[str, Any] = {
     "status": 10000,
     "time_elapsed": "1.440610819s",
 }
-SEED_002_SUBMIT: dict[str, Any] = {
+PORTRAIT_SUBMIT: dict[str, Any] = {
     "code": 10000,
     "data": {"task_id": "7392616336519610409"},
     "message": "Success",
@@ -68,7 +68,7 @@ SEED_002_SUBMIT: dict[str, Any] = {
     "status": 10000,
     "time_elapsed": "104.852309ms",
 }
-SEED_002_RESULT: dict[str, Any] = {
+PORTRAIT_RESULT: dict[str, Any] = {
     "code": 10000,
     "data": {
         "algorithm_base_resp": {"status_code": 0, "status_message": "Success"},
@@ -82,9 +82,9 @@ SEED_002_RESULT: dict[str, Any] = {
     "time_elapsed": "16.52978614s",
 }
 #: The GetResult request examples of the two documents (req_json exactly as printed there).
-SEED_000_REQ_JSON = {"logo_info": {"add_logo": True, "position": 0, "language": 0, "opacity": 0.3,
+SYNC2ASYNC_REQ_JSON = {"logo_info": {"add_logo": True, "position": 0, "language": 0, "opacity": 0.3,
                                    "logo_text_content": "这里是明水印内容"}}
-SEED_002_REQ_JSON = "{\"logo_info\":{\"add_logo\":true,\"position\":2,\"language\":0,\"opacity\":1}}"
+PORTRAIT_REQ_JSON = "{\"logo_info\":{\"add_logo\":true,\"position\":2,\"language\":0,\"opacity\":1}}"
 
 
 def assert_same_shape(expected: Any, actual: Any, path: str = "$") -> None:
@@ -108,7 +108,7 @@ def assert_same_shape(expected: Any, actual: Any, path: str = "$") -> None:
 
 
 def test_shape_checker_catches_differences() -> None:
-    assert_same_shape(SEED_000_RESULT, SEED_000_RESULT)
+    assert_same_shape(SYNC2ASYNC_RESULT, SYNC2ASYNC_RESULT)
     assert_same_shape({"a": [1]}, {"a": [2], "extra": "ok"})
     for bad in ({"a": [1.5]}, {"a": []}, {"b": [1]}, {"a": 1}, {"a": ["1"]}):
         with pytest.raises(AssertionError):
@@ -200,15 +200,16 @@ async def test_sync2async_document_submit_and_get_result_shapes(api: Api, sim: S
             "rgb": [-1, -1, -1]}  # the document's request example (with an inline image instead of a URL)
     status, submitted = await api.call("submit", body)
     assert status == 200
-    assert_same_shape(SEED_000_SUBMIT, submitted)
+    assert_same_shape(SYNC2ASYNC_SUBMIT, submitted)
     assert submitted["data"]["task_id"].isdigit()
+    assert len(submitted["request_id"]) == len(SYNC2ASYNC_SUBMIT["request_id"]) == 34
 
     status, result = await api.done("saliency_seg", submitted["data"]["task_id"],
-                                    json.dumps(SEED_000_REQ_JSON, ensure_ascii=False), sim=sim)
+                                    json.dumps(SYNC2ASYNC_REQ_JSON, ensure_ascii=False), sim=sim)
     assert status == 200, result
-    assert_same_shape(SEED_000_RESULT, result)
+    assert_same_shape(SYNC2ASYNC_RESULT, result)
     assert result["data"]["status"] == "done"  # the one key the simulator may add
-    assert set(result["data"]) - set(SEED_000_RESULT["data"]) <= {"status"}
+    assert set(result["data"]) - set(SYNC2ASYNC_RESULT["data"]) <= {"status"}
 
 
 async def test_portrait_document_submit_and_get_result_shapes(api: Api, sim: Simulator) -> None:
@@ -217,11 +218,11 @@ async def test_portrait_document_submit_and_get_result_shapes(api: Api, sim: Sim
             "face_image": "uri://binary_data?index=0", "face_switch": True, "width": 1000, "height": 1000}
     status, submitted = await api.call("submit", body)
     assert status == 200, submitted
-    assert_same_shape(SEED_002_SUBMIT, submitted)
+    assert_same_shape(PORTRAIT_SUBMIT, submitted)
 
-    status, result = await api.done(body["req_key"], submitted["data"]["task_id"], SEED_002_REQ_JSON, sim=sim)
+    status, result = await api.done(body["req_key"], submitted["data"]["task_id"], PORTRAIT_REQ_JSON, sim=sim)
     assert status == 200, result
-    assert_same_shape(SEED_002_RESULT, result)
+    assert_same_shape(PORTRAIT_RESULT, result)
     assert result["data"]["status"] == "done"
     png = base64.b64decode(result["data"]["binary_data_base64"][0])
     assert Image.open(io.BytesIO(png)).size == (1000, 1000)
