@@ -230,7 +230,7 @@ async def test_fetch_requeries_the_same_task_without_resubmitting(client: volcnb
     assert (sim.counters.accepted, sim.counters.submits) == (accepted, submits)
     assert sim.counters.polls == polls + 1
     assert marked.task_id == res.task_id
-    assert marked.data["binary_data_base64"] is None and "/sim/files/" in marked.data["image_urls"][0]
+    assert marked.data["binary_data_base64"] == [""] and "/sim/files/" in marked.data["image_urls"][0]
     before = np.asarray(res.images[0].convert("RGB"), np.int16)
     after = np.asarray(marked.images[0].convert("RGB"), np.int16)
     assert before.shape == after.shape
