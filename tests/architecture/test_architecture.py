@@ -153,7 +153,7 @@ def test_the_size_check_can_fail(tmp_path: pathlib.Path) -> None:
     assert size_problems(tmp_path / "m.py") == []
 
 
-DOCUMENT_AS_SEED = re.compile(r"\bseeds?[ _-]?0\d\d\b|\bseeds' (own )?example", re.IGNORECASE)
+DOCUMENT_AS_SEED = re.compile(r"seeds?[ _-]?0\d\d(?!\d)|\bseeds' (own )?example", re.IGNORECASE)
 
 
 def _documents_named_as_seeds(paths: list[pathlib.Path]) -> list[str]:

@@ -34,7 +34,7 @@ from volcnb.protocol import wire as _wire
 
 # --- verbatim examples ----------------------------------------------------------------------------
 
-SEED000_SUBMIT_REPLY = """{
+SYNC2ASYNC_SUBMIT_REPLY = """{
     "code": 10000,
     "data": {
         "task_id": "7418048504813240370"
@@ -45,7 +45,7 @@ SEED000_SUBMIT_REPLY = """{
     "time_elapsed": "23.099216ms"
 }"""
 
-SEED000_GET_RESULT_REPLY = """{
+SYNC2ASYNC_GET_RESULT_REPLY = """{
     "code": 10000,
     "data": {
         "algorithm_base_resp": {
@@ -78,14 +78,14 @@ SEED000_GET_RESULT_REPLY = """{
     "time_elapsed": "1.440610819s"
 }"""
 
-SEED000_GET_RESULT_REQUEST = {
+SYNC2ASYNC_GET_RESULT_REQUEST = {
     "req_key": "saliency_seg",
     "task_id": "7418049665255653414",
     "req_json": "{\"logo_info\":{\"add_logo\":true,\"position\":0,\"language\":0,\"opacity\":0.3,"
                 "\"logo_text_content\":\"这里是明水印内容\"},\"return_url\":true}",
 }
 
-SEED002_SUBMIT_REPLY = """{
+PORTRAIT_SUBMIT_REPLY = """{
     "code": 10000,
     "data": {
         "task_id": "7392616336519610409"
@@ -96,13 +96,13 @@ SEED002_SUBMIT_REPLY = """{
     "time_elapsed": "104.852309ms"
 }"""
 
-SEED002_GET_RESULT_REQUEST = {
+PORTRAIT_GET_RESULT_REQUEST = {
     "req_key": "img2img_anime_accelerated_maintain_id",
     "task_id": "<任务提交接口返回task_id>",
     "req_json": "{\"logo_info\":{\"add_logo\":true,\"position\":2,\"language\":0,\"opacity\":1}}",
 }
 
-SEED002_GET_RESULT_REPLY = """{
+PORTRAIT_GET_RESULT_REPLY = """{
     "code": 10000,
     "data": {
         "algorithm_base_resp": {
@@ -120,7 +120,7 @@ SEED002_GET_RESULT_REPLY = """{
 }"""
 
 # The IVA document: the documented envelope, its "// 优先检测此字段…" comment removed (JSON has no comments).
-SEED001_IMAGE_REPLY = """{
+IVA_DOC_IMAGE_REPLY = """{
     "ResponseMetadata": {
         "RequestId": "20220214145936010211209131054BC6F2",
         "Action": "{Action}",
@@ -136,7 +136,7 @@ SEED001_IMAGE_REPLY = """{
         "ImageID":"xxxx-xxxx"
     }
 }"""
-SEED001_VIDEO_REPLY = SEED001_IMAGE_REPLY.replace('"ImageID"', '"VideoID"')
+IVA_DOC_VIDEO_REPLY = IVA_DOC_IMAGE_REPLY.replace('"ImageID"', '"VideoID"')
 
 # Reference §4.4 (the bodies used to show how the SDK surfaces errors).
 REF_CASES: list[tuple[int, bytes]] = [
@@ -170,8 +170,8 @@ def _err_attrs_ok(err: VolcError) -> None:
 # --- success envelopes ----------------------------------------------------------------------------
 
 @pytest.mark.parametrize(("body", "task_id", "request_id", "elapsed"), [
-    (SEED000_SUBMIT_REPLY, "7418048504813240370", "2024092411365866C579D2A96A35DA62A9", "23.099216ms"),
-    (SEED002_SUBMIT_REPLY, "7392616336519610409", "20240720103939AF0029465CF6A74E51EC", "104.852309ms"),
+    (SYNC2ASYNC_SUBMIT_REPLY, "7418048504813240370", "2024092411365866C579D2A96A35DA62A9", "23.099216ms"),
+    (PORTRAIT_SUBMIT_REPLY, "7392616336519610409", "20240720103939AF0029465CF6A74E51EC", "104.852309ms"),
 ], ids=["sync2async-document", "portrait-document"])
 def test_seed_submit_replies(body: str, task_id: str, request_id: str, elapsed: str) -> None:
     reply = _wire.parse_service_reply(200, body.encode(), SUBMIT)
@@ -182,9 +182,9 @@ def test_seed_submit_replies(body: str, task_id: str, request_id: str, elapsed: 
     assert reply.raw["status"] == 10000
 
 
-def test_seed000_get_result_without_status_and_with_empty_base64_entry() -> None:
+def test_sync2async_document_get_result_without_status_and_with_empty_base64_entry() -> None:
     """The seed's own example has no data.status and ``binary_data_base64: [""]``: it is a done result."""
-    reply = _wire.parse_service_reply(200, SEED000_GET_RESULT_REPLY.encode(), GET)
+    reply = _wire.parse_service_reply(200, SYNC2ASYNC_GET_RESULT_REPLY.encode(), GET)
     assert "status" not in reply.data
     assert _wire.task_status(reply, task_id=GET.task_id, req_key=GET.req_key) == "done"
     assert _wire.result_images(reply.data) == ([], [])  # the "" entry is skipped, not decoded
@@ -193,8 +193,8 @@ def test_seed000_get_result_without_status_and_with_empty_base64_entry() -> None
     assert reply.time_elapsed == "1.440610819s"
 
 
-def test_seed002_get_result_with_empty_url_entry() -> None:
-    reply = _wire.parse_service_reply(200, SEED002_GET_RESULT_REPLY.encode(), GET)
+def test_portrait_document_get_result_with_empty_url_entry() -> None:
+    reply = _wire.parse_service_reply(200, PORTRAIT_GET_RESULT_REPLY.encode(), GET)
     assert _wire.task_status(reply, task_id=GET.task_id, req_key=GET.req_key) == "done"
     assert _wire.result_images(reply.data) == (["xxx"], [])
     assert reply.request_id == "2024061214082851989A35E4283DB7C8AD"  # the outer one, not data.request_id ""
@@ -313,22 +313,22 @@ def test_done_with_failure_code_marks_the_task_failed() -> None:
 
 # --- the IVA document: the OpenAPI envelope ----------------------------------------------------------------
 
-def test_seed001_envelope_with_error_is_raised() -> None:
+def test_iva_document_envelope_with_error_is_raised() -> None:
     iva = _wire.build_iva_upload("image", "task-1", name="a.jpg", url="https://x/a.jpg")
     with pytest.raises(APIError) as info:
-        _wire.parse_openapi_reply(400, SEED001_IMAGE_REPLY.encode(), iva)
+        _wire.parse_openapi_reply(400, IVA_DOC_IMAGE_REPLY.encode(), iva)
     err = info.value
     assert err.code == "{ErrorCode}" and err.message == "{ErrorMessage}"
     assert err.request_id == "20220214145936010211209131054BC6F2" and err.task_id == "task-1"
-    real = SEED001_IMAGE_REPLY.replace("{ErrorCode}", "InvalidParameter").replace("{ErrorMessage}",
+    real = IVA_DOC_IMAGE_REPLY.replace("{ErrorCode}", "InvalidParameter").replace("{ErrorMessage}",
                                                                                  "task id can not be null")
     with pytest.raises(InvalidArgumentError) as inv:
         _wire.parse_openapi_reply(400, real.encode(), iva)
     assert inv.value.message == "task id can not be null"
 
 
-@pytest.mark.parametrize(("body", "key"), [(SEED001_IMAGE_REPLY, "ImageID"), (SEED001_VIDEO_REPLY, "VideoID")])
-def test_seed001_envelope_success(body: str, key: str) -> None:
+@pytest.mark.parametrize(("body", "key"), [(IVA_DOC_IMAGE_REPLY, "ImageID"), (IVA_DOC_VIDEO_REPLY, "VideoID")])
+def test_iva_document_envelope_success(body: str, key: str) -> None:
     obj = json.loads(body)
     del obj["ResponseMetadata"]["Error"]
     reply = _wire.parse_openapi_reply(200, json.dumps(obj).encode())
@@ -457,24 +457,24 @@ def test_build_submit_body_and_flags() -> None:
     assert req.query == {"Action": "CVSync2AsyncSubmitTask", "Version": "2022-08-31"}
 
 
-def test_build_get_result_matches_seed000_request() -> None:
+def test_build_get_result_matches_the_sync2async_document_request() -> None:
     logo = LogoInfo(add_logo=True, position=0, language=0, opacity=0.3, logo_text_content="这里是明水印内容")
     req = _wire.build_get_result("saliency_seg", "7418049665255653414", return_url=True, logo_info=logo)
     body = json.loads(req.body)
     assert isinstance(body["req_json"], str)  # a JSON *string*, not an object
-    assert json.loads(body["req_json"]) == json.loads(SEED000_GET_RESULT_REQUEST["req_json"])
+    assert json.loads(body["req_json"]) == json.loads(SYNC2ASYNC_GET_RESULT_REQUEST["req_json"])
     assert {k: v for k, v in body.items() if k != "req_json"} == {
         "req_key": "saliency_seg", "task_id": "7418049665255653414"}
     assert "这里是明水印内容".encode() in req.body
     assert req.idempotent is True and req.task_id == "7418049665255653414"
 
 
-def test_build_get_result_matches_seed002_request() -> None:
+def test_build_get_result_matches_the_portrait_document_request() -> None:
     req = _wire.build_get_result("img2img_anime_accelerated_maintain_id", "<任务提交接口返回task_id>",
                                  logo_info=LogoInfo(position=2, language=0, opacity=1))
     body = json.loads(req.body)
-    assert json.loads(body["req_json"]) == json.loads(SEED002_GET_RESULT_REQUEST["req_json"])
-    assert body["task_id"] == SEED002_GET_RESULT_REQUEST["task_id"]
+    assert json.loads(body["req_json"]) == json.loads(PORTRAIT_GET_RESULT_REQUEST["req_json"])
+    assert body["task_id"] == PORTRAIT_GET_RESULT_REQUEST["task_id"]
 
 
 def test_get_result_options() -> None:
@@ -542,3 +542,19 @@ def test_dumps_and_response_data() -> None:
     assert _wire.response_data({"response_data": '{"notes":["x"]}'}) == {"notes": ["x"]}
     assert _wire.response_data({"response_data": "not json"}) == "not json"
     assert _wire.response_data({}) is None
+
+
+def test_the_portrait_documents_example_warns_and_an_unused_style_image_is_not_refused() -> None:
+    from volcnb.protocol.catalog import get_capability
+
+    cap = get_capability("img2img_anime_accelerated_maintain_id")
+    assert cap is not None
+    example = {"positive_prompt": "1girl,beautiful,looking at viewer,portrait,", "image_urls": ["http://127.0.0.1/a"],
+               "hyper_switch": True, "seed": -1, "step": 18, "cfg": 4.5, "face_image": "uri://binary_data?index=0",
+               "style_image": "uri://binary_data?index=1", "face_switch": True, "facestyle_switch": True,
+               "width": 1000, "height": 1000}  # the 人像保持 document's submit example: one image, style_image index 1
+    issues = cap.check(example, 1)
+    assert [i.field for i in issues if i.severity == "error"] == []
+    assert {"hyper_switch", "style_image"} <= {i.field for i in issues if i.severity == "warning"}
+    used = cap.check({**example, "hyper_switch": False, "style_switch": True, "facestyle_switch": False}, 1)
+    assert [i.field for i in used if i.severity == "error"] == ["style_image"]  # read, so the index must exist

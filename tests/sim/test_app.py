@@ -202,6 +202,7 @@ async def test_sync2async_document_submit_and_get_result_shapes(api: Api, sim: S
     assert status == 200
     assert_same_shape(SYNC2ASYNC_SUBMIT, submitted)
     assert submitted["data"]["task_id"].isdigit()
+    assert len(submitted["request_id"]) == len(SYNC2ASYNC_SUBMIT["request_id"]) == 34
 
     status, result = await api.done("saliency_seg", submitted["data"]["task_id"],
                                     json.dumps(SYNC2ASYNC_REQ_JSON, ensure_ascii=False), sim=sim)

@@ -281,3 +281,191 @@ def test_nan_and_infinity_are_rejected_not_crashing(harness: Harness) -> None:
         assert reply["code"] == 50200
         reply = harness.check("submit", _dumps({**BASES[2], "cfg": value}))
         assert reply["code"] == 50200
+
+
+# ----------------------------------------------------------------- headers, IVA multipart, /sim/config
+
+HEADER_NAMES = ["Authorization", "X-Date", "X-Content-Sha256", "Content-Type", "Host", "Content-Length",
+                "Transfer-Encoding", "Expect", "Connection", "X-Security-Token"]
+ascii_text = st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=60)
+header_values = ascii_text | st.sampled_from([
+    "HMAC-SHA256 Credential=AKSIMvolcnbLOCAL/20240101/cn-north-1/cv/request, SignedHeaders=host;x-date, Signature=00",
+    "HMAC-SHA256 Credential=AKSIMvolcnbLOCAL//cn-north-1/cv/request, SignedHeaders=, Signature=",
+    "HMAC-SHA256 Credential=AKSIMvolcnbLOCAL/20240101/cn-beijing/cv/request, SignedHeaders=host, Signature=ab",
+    "HMAC-SHA256 ,,,,", "Bearer x", "20991231T000000Z", "19700101T000000Z", "0", "99999999999", "-1",
+    "multipart/form-data; boundary=", "application/json; charset=gbk", "chunked", "100-continue"])
+
+
+@st.composite
+def header_mutations(draw: st.DrawFn) -> tuple[str, str, str, list[tuple[str, str | None]]]:
+    """``(method, Action, Version, [(header, new value or None to delete)])`` applied after signing."""
+    method = draw(st.sampled_from(["POST", "POST", "POST", "GET", "PUT", "DELETE", "PATCH", "OPTIONS"]))
+    action = draw(st.sampled_from([*(a[0] for a in ACTIONS.values()), _wire.IVA_IMAGE[0], ""]) | ascii_text)
+    version = draw(st.sampled_from(["2022-08-31", "2024-06-06", _wire.IVA_VERSION, ""]) | ascii_text)
+    edits = draw(st.lists(st.tuples(st.sampled_from(HEADER_NAMES) | ascii_text.filter(lambda s: s.isalnum() and s),
+                                    st.none() | header_values), max_size=4))
+    return method, action, version, edits
+
+
+IVA_BASE = {"TaskID": "task-1", "Image": {"Name": "a.png", "Source": "file"}, "AlgoParamConf": {"k": "v"}}
+iva_requests = (mutated([IVA_BASE, {**IVA_BASE, "Image": {"Name": "a", "Source": "url", "Url": "http://127.0.0.1:9/a"}}],
+                        {"Image": st.fixed_dictionaries({}, optional={
+                            "Name": json_values, "Source": st.sampled_from(["url", "file", "x"]) | json_values,
+                            "Url": json_values}) | json_values}, ["TaskID", "Image", "AlgoParamConf", "Video"])
+                .map(lambda d: json.dumps(d)) | st.text(max_size=40) | json_values.map(json.dumps))
+FILE_BYTES = [base64.b64decode(GOOD_IMAGE), base64.b64decode(IMAGES[3]), b"", b"\x89PNG\r\n\x1a\n", b"GIF89a",
+              b"\x00" * 300]
+multipart_parts = st.lists(st.tuples(
+    st.sampled_from(["Request", "ImageFile", "VideoFile"]) | ascii_text.filter(bool),
+    st.booleans(),  # a file part?
+    iva_requests | ascii_text,
+    st.sampled_from(FILE_BYTES) | st.binary(max_size=300)), max_size=5)
+
+CONFIG_VALUES: dict[str, st.SearchStrategy[Any]] = {
+    "faults": st.fixed_dictionaries({}, optional={k: st.floats(-1, 2) | json_values for k in
+                                                  ("http_500", "drop", "slow", "slow_seconds", "lost")}) | json_values,
+    "quotas": st.fixed_dictionaries({}, optional={k: st.integers(-5, 10**12) | json_values for k in
+                                                  ("submit_qps", "max_unfinished", "get_result_qps")}) | json_values,
+    "service_times": st.dictionaries(st.sampled_from(REQ_KEYS), json_values, max_size=2) | json_values,
+    "plan": st.dictionaries(st.sampled_from([_wire.SUBMIT[0], "x"]), st.lists(st.sampled_from(["ok", "lost", "boom"]))
+                            | json_values, max_size=2) | json_values,
+}
+config_docs = (mutated([{"queue_time": 0.0}], CONFIG_VALUES, [*CONFIG_VALUES, "queue_time", "max_video_bytes"])
+               .map(_dumps) | json_values.map(_dumps) | st.binary(max_size=80))
+SAFE_CONFIG = {"faults": {}, "queue_time": 0.0, "service_times": {k: 0.0 for k in volcnb.CAPABILITIES},
+               "quotas": {"submit_qps": 1e9, "max_unfinished": 10**9, "get_result_qps": 1e9}}
+
+
+def _multipart(parts: list[tuple[str, bool, str, bytes]]) -> tuple[dict[str, str], list[tuple[str, Any]]]:
+    data: dict[str, str] = {}
+    files: list[tuple[str, Any]] = []
+    for name, is_file, text, blob in parts:
+        if is_file:
+            files.append((name, ("f.png", blob, "application/octet-stream")))
+        else:
+            data[name] = text
+    if not files:  # httpx sends urlencoded without files: keep one file part so this stays multipart
+        files.append(("Padding", ("p.bin", b"", "application/octet-stream")))
+    return data, files
+
+
+def assert_gateway_or_envelope(r: httpx.Response) -> None:
+    """Never a 5xx; JSON; a gateway error in ResponseMetadata or a complete service envelope."""
+    assert r.status_code < 500, (r.status_code, r.text[:300])
+    reply = r.json()
+    if "ResponseMetadata" in reply and "Error" in reply["ResponseMetadata"]:
+        err = reply["ResponseMetadata"]["Error"]
+        assert isinstance(err["Code"], str) and err["Code"] and isinstance(err["Message"], str)
+        assert len(reply["ResponseMetadata"]["RequestId"]) == 34
+    elif "ResponseMetadata" in reply:
+        assert r.status_code == 200 and isinstance(reply["Result"], dict)
+    else:
+        assert isinstance(reply["code"], int) and reply["status"] == reply["code"] and len(reply["request_id"]) == 34
+
+
+def test_fuzz_headers_method_and_query(harness: Harness) -> None:
+    body = _dumps(BASES[0])
+
+    @settings(FUZZ, max_examples=200)
+    @given(m=header_mutations())
+    def prop(m: tuple[str, str, str, list[tuple[str, str | None]]]) -> None:
+        method, action, version, edits = m
+        req = harness.http.build_request(method, "/", params={"Action": action, "Version": version}, content=body,
+                                         headers={"Content-Type": "application/json"})
+        req = next(volcnb.VolcAuth(volcnb.Credentials(DEFAULT_ACCESS_KEY, DEFAULT_SECRET_KEY)).auth_flow(req))
+        for name, value in edits:
+            if value is None:
+                req.headers.pop(name, None)
+            else:
+                req.headers[name] = value
+        assert_gateway_or_envelope(harness.run(harness.http.send(req, auth=None)))
+
+    prop()
+    assert "50500" not in harness.sim.counters.rejected
+
+
+def test_fuzz_iva_multipart_parts(harness: Harness) -> None:
+    auth = volcnb.VolcAuth(volcnb.Credentials(DEFAULT_ACCESS_KEY, DEFAULT_SECRET_KEY), service="iva")
+
+    @settings(FUZZ, max_examples=200)
+    @given(kind=st.sampled_from([_wire.IVA_IMAGE, _wire.IVA_VIDEO]), parts=multipart_parts,
+           raw=st.none() | st.tuples(st.sampled_from(["multipart/form-data; boundary=b", "multipart/form-data",
+                                                      "multipart/form-data; boundary=", "text/plain"]),
+                                     st.binary(max_size=300)))
+    def prop(kind: tuple[str, str], parts: list[tuple[str, bool, str, bytes]], raw: tuple[str, bytes] | None) -> None:
+        params = {"Action": kind[0], "Version": kind[1]}
+        if raw is None:
+            data, files = _multipart(parts)
+            r = harness.run(harness.http.post("/", params=params, data=data, files=files, auth=auth))
+        else:
+            r = harness.run(harness.http.post("/", params=params, content=raw[1], headers={"Content-Type": raw[0]},
+                                              auth=auth))
+        assert_gateway_or_envelope(r)
+        assert "code" not in r.json()  # IVA answers in ResponseMetadata, always
+
+    prop = example(kind=_wire.IVA_IMAGE, parts=[("Request", False, json.dumps(IVA_BASE), b""),
+                                                ("ImageFile", True, "", FILE_BYTES[0])], raw=None)(prop)
+    prop()
+    assert harness.sim.counters.uploads > 0  # the fuzz reached past validation, too
+    assert "InternalError" not in harness.sim.counters.rejected
+
+
+def test_fuzz_sim_config(harness: Harness) -> None:
+    @settings(FUZZ, max_examples=200)
+    @given(doc=config_docs)
+    def prop(doc: bytes) -> None:
+        r = harness.run(harness.http.post("/sim/config", content=doc))
+        assert r.status_code in (200, 400), (r.status_code, r.text[:300])
+        assert r.json() == {"ok": True} or isinstance(r.json()["error"], str)
+        assert harness.run(harness.http.post("/sim/config", json=SAFE_CONFIG)).status_code == 200
+        harness.check("get", _dumps({"req_key": "saliency_seg", "task_id": "7000000000000000001"}))
+
+    prop()
+
+
+def test_fuzz_over_http_the_server_stays_up_and_logs_no_traceback(tmp_path: Any) -> None:
+    """The same strategies against ``volcnb sim`` in a child process: no 5xx, still healthy, a clean log."""
+    from volcnb.sim import SimProcess
+
+    log = tmp_path / "sim.log"
+    creds = volcnb.Credentials(DEFAULT_ACCESS_KEY, DEFAULT_SECRET_KEY)
+    with SimProcess("--queue-time", "0", log=log) as server, httpx.Client(base_url=server.url, timeout=20) as http:
+        assert http.post("/sim/config", json=SAFE_CONFIG).status_code == 200
+
+        @settings(FUZZ, max_examples=150)
+        @given(which=st.sampled_from(["submit", "get", "headers", "iva", "config"]), body=submit_bodies,
+               m=header_mutations(), parts=multipart_parts, doc=config_docs)
+        def prop(which: str, body: bytes, m: tuple[str, str, str, list[tuple[str, str | None]]],
+                 parts: list[tuple[str, bool, str, bytes]], doc: bytes) -> None:
+            if which in ("submit", "get"):
+                name, version = ACTIONS[which]
+                r = http.post("/", params={"Action": name, "Version": version}, content=body,
+                              headers={"Content-Type": "application/json"}, auth=volcnb.VolcAuth(creds))
+            elif which == "headers":
+                method, action, version, edits = m
+                req = http.build_request(method, "/", params={"Action": action, "Version": version}, content=body)
+                req = next(volcnb.VolcAuth(creds).auth_flow(req))
+                for key, value in edits:
+                    if key.lower() in ("content-length", "transfer-encoding", "host", "expect", "connection"):
+                        continue  # framing headers stay true over a real socket (httpx refuses to send otherwise)
+                    if value is None:
+                        req.headers.pop(key, None)
+                    else:
+                        req.headers[key] = value
+                r = http.send(req)
+            elif which == "iva":
+                data, files = _multipart(parts)
+                r = http.post("/", params={"Action": _wire.IVA_IMAGE[0], "Version": _wire.IVA_VERSION}, data=data,
+                              files=files, auth=volcnb.VolcAuth(creds, service="iva"))
+            else:
+                r = http.post("/sim/config", content=doc)
+                assert r.status_code in (200, 400), r.text[:300]
+                assert http.post("/sim/config", json=SAFE_CONFIG).status_code == 200
+                return
+            assert_gateway_or_envelope(r)
+
+        prop()
+        assert http.get("/sim/health").json()["ok"]
+        assert server.proc is not None and server.proc.poll() is None
+    text = log.read_text(errors="replace")
+    assert "Traceback" not in text and "Exception in ASGI application" not in text, text[-3000:]

@@ -305,7 +305,7 @@ async def test_return_url_serves_png_until_url_ttl(api: Api, fake_sim: Simulator
     clock.advance(31)
     inline = await api.result("saliency_seg", tid)
     linked = await api.result("saliency_seg", tid, return_url=True)
-    assert linked["binary_data_base64"] is None
+    assert linked["binary_data_base64"] == [""]  # an array, as documented (the example shows [""])
     [url] = linked["image_urls"]
     assert url.startswith("http://sim.local/sim/files/")
     r = await api.http.get(url)
@@ -344,7 +344,7 @@ async def test_watermark_is_applied_at_query_time(api: Api, fake_sim: Simulator,
     assert fake_sim.counters.accepted == 1
 
 
-async def test_seed_002_contradiction_is_accepted_with_a_note(api: Api, fake_sim: Simulator,
+async def test_portrait_document_contradiction_is_accepted_with_a_note(api: Api, fake_sim: Simulator,
                                                              clock: FakeClock) -> None:
     """The 人像保持 document's own request example turns hyper_switch on with face_switch + facestyle_switch."""
     body = {

@@ -141,7 +141,7 @@ def test_sdk_return_url_and_watermark(server: SimProcess, visual: Callable[..., 
     req_json = json.dumps({"logo_info": {"add_logo": True, "position": 0, "language": 1, "opacity": 1},
                            "return_url": True})
     reply, _ = poll_until_done(vs, "saliency_seg", task_id, {"req_json": req_json})
-    assert reply["data"]["binary_data_base64"] is None
+    assert reply["data"]["binary_data_base64"] == [""]  # an array, as documented
     [url] = reply["data"]["image_urls"]
     assert url.startswith(f"http://127.0.0.1:{server.port}/sim/files/")
     r = httpx.get(url)
@@ -196,47 +196,83 @@ def test_sdk_home_is_isolated(visual: Callable[..., Any]) -> None:
     assert not (home / ".volc").exists() and not any(home.iterdir())
 
 
+# ------------------------------------------------------------------- the documents' own request examples
+
+
 @pytest.fixture(scope="module")
 def sample_url() -> Iterator[str]:
-    """A loopback web server holding the sample photo (the documents' examples say ``https://xxx``)."""
+    """A loopback URL serving a sample photo: what ``https://xxx`` in the documents' examples stands for."""
     import http.server
     import threading
 
-    raw = grace_bytes()
+    data = grace_bytes()
 
     class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+        def do_GET(self) -> None:  # noqa: N802 - http.server's naming
             self.send_response(200)
             self.send_header("Content-Type", "image/jpeg")
-            self.send_header("Content-Length", str(len(raw)))
+            self.send_header("Content-Length", str(len(data)))
             self.end_headers()
-            self.wfile.write(raw)
+            self.wfile.write(data)
 
         def log_message(self, *args: Any) -> None:
-            pass
+            return None
 
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}/grace_hopper.jpg"
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}/sample.jpg"
     httpd.shutdown()
+    httpd.server_close()
 
 
-def test_the_documents_request_examples_through_the_sdk(server: SimProcess, visual: Callable[..., Any],
-                                                         sample_url: str) -> None:
-    """The submit examples of the 同步转异步 document (saliency_seg) and the 人像保持 document, as printed
-    (comments dropped, ``https://xxx`` replaced by a loopback sample URL), get 10000 and a task_id; the
-    portrait one contradicts its own switch table and is accepted with a note."""
+def test_sdk_sync2async_document_request_example(server: SimProcess, visual: Callable[..., Any],
+                                                 sample_url: str) -> None:
+    """The 同步转异步 document's submit example (主体分割), verbatim but for its image URL, through the SDK."""
     vs = visual(f"127.0.0.1:{server.port}")
-    saliency = {"req_key": "saliency_seg", "image_urls": [sample_url], "only_mask": 3, "refine_mask": 0,
-                "rgb": [-1, -1, -1]}
-    portrait = {"req_key": PORTRAIT, "positive_prompt": "1girl,beautiful,looking at viewer,portrait,",
-                "image_urls": [sample_url], "hyper_switch": True, "seed": -1, "step": 18, "cfg": 4.5,
-                "face_image": "uri://binary_data?index=0", "style_image": "uri://binary_data?index=1",
-                "face_switch": True, "facestyle_switch": True, "width": 1000, "height": 1000}
-    for form in (saliency, portrait):
-        submitted = vs.cv_sync2async_submit_task(form)
-        assert submitted["code"] == 10000 and submitted["data"]["task_id"].isdigit(), submitted
-        reply, _ = poll_until_done(vs, form["req_key"], submitted["data"]["task_id"])
-        assert reply["data"]["binary_data_base64"], reply
+    submitted = vs.cv_sync2async_submit_task({
+        "req_key": "saliency_seg",
+        "image_urls": [sample_url],  # "https://xxx"
+        "only_mask": 3,
+        "refine_mask": 0,
+        "rgb": [-1, -1, -1],
+    })
+    assert submitted["code"] == 10000 and submitted["data"]["task_id"].isdigit(), submitted
+    assert len(submitted["request_id"]) == 34
+    req_json = ("{\"logo_info\":{\"add_logo\":true,\"position\":0,\"language\":0,\"opacity\":0.3,"
+                "\"logo_text_content\":\"这里是明水印内容\"},\"return_url\":true}")  # the document's GetResult example
+    reply, _ = poll_until_done(vs, "saliency_seg", submitted["data"]["task_id"], {"req_json": req_json})
+    assert reply["data"]["ori_width"] == [Image.open(io.BytesIO(grace_bytes())).width]
+    assert reply["data"]["binary_data_base64"] == [""] and httpx.get(reply["data"]["image_urls"][0]).status_code == 200
+
+
+def test_sdk_portrait_document_request_example(server: SimProcess, visual: Callable[..., Any],
+                                               sample_url: str) -> None:
+    """The 人像保持 document's submit example, verbatim but for its image URL: accepted, its contradictions noted.
+
+    It sets ``hyper_switch`` with the switches it is documented to need off, and points ``style_image`` at
+    index 1 with one image while ``style_switch`` is off: warnings in ``response_data``, never a refusal.
+    """
+    vs = visual(f"127.0.0.1:{server.port}")
+    submitted = vs.cv_sync2async_submit_task({
+        "req_key": "img2img_anime_accelerated_maintain_id",
+        "positive_prompt": "1girl,beautiful,looking at viewer,portrait,",
+        "image_urls": [sample_url],  # "https://xxx"
+        "hyper_switch": True,
+        "seed": -1,
+        "step": 18,
+        "cfg": 4.5,
+        "face_image": "uri://binary_data?index=0",
+        "style_image": "uri://binary_data?index=1",
+        "face_switch": True,
+        "facestyle_switch": True,
+        "width": 1000,
+        "height": 1000,
+    })
+    assert submitted["code"] == 10000 and submitted["data"]["task_id"].isdigit(), submitted
+    reply, _ = poll_until_done(vs, PORTRAIT, submitted["data"]["task_id"], {
+        "req_json": "{\"logo_info\":{\"add_logo\":true,\"position\":2,\"language\":0,\"opacity\":1}}"})
     notes = json.loads(reply["data"]["response_data"])["notes"]
     assert any("hyper_switch" in n for n in notes), notes
+    assert any("style_image" in n and "unused" in n for n in notes), notes
+    assert decode_png(reply["data"]["binary_data_base64"][0]).size == (1000, 1000)

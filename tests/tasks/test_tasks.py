@@ -160,7 +160,7 @@ def test_unknown_req_key_warns_but_still_sends(client: volcnb.Client, sim: Simul
     assert info.value.code == 50200 and "saliency_segg" in str(info.value)
 
 
-def test_seed_002_contradiction_warns_and_is_sent(client: volcnb.Client, sim: Simulator) -> None:
+def test_portrait_document_contradiction_warns_and_is_sent(client: volcnb.Client, sim: Simulator) -> None:
     style = Image.new("RGB", (300, 300), (20, 120, 200))
     with pytest.warns(VolcnbWarning, match="hyper_switch"):
         task = volcnb.submit(PORTRAIT, [GRACE, style], positive_prompt="1girl,beautiful,looking at viewer,portrait,",
@@ -230,7 +230,7 @@ async def test_fetch_requeries_the_same_task_without_resubmitting(client: volcnb
     assert (sim.counters.accepted, sim.counters.submits) == (accepted, submits)
     assert sim.counters.polls == polls + 1
     assert marked.task_id == res.task_id
-    assert marked.data["binary_data_base64"] is None and "/sim/files/" in marked.data["image_urls"][0]
+    assert marked.data["binary_data_base64"] == [""] and "/sim/files/" in marked.data["image_urls"][0]
     before = np.asarray(res.images[0].convert("RGB"), np.int16)
     after = np.asarray(marked.images[0].convert("RGB"), np.int16)
     assert before.shape == after.shape

@@ -205,11 +205,11 @@ def _portrait_rules(params: Mapping[str, Any], n_images: int) -> list[Issue]:
     issues: list[Issue] = []
     face, face_issues = _uri_index(params, "face_image", n_images)
     style, style_issues = _uri_index(params, "style_image", n_images)
-    if style_issues and style is not None and params.get("style_switch") is not True:
-        # the 人像保持 document's own example points style_image at a second image it never sends, with
-        # style_switch off: the style image is then unused, so this is a warning, not a refusal
-        style_issues = [Issue("style_image", f"{style_issues[0].message}; style_switch is off, so it is ignored",
-                              severity="warning")]
+    if style is not None and params.get("style_switch") is not True:
+        # style_image is read only with style_switch on; the 人像保持 document's own example points it at index 1
+        # with one image and style_switch off: a contradiction of the document's, so a warning, never a refusal.
+        style_issues = [Issue(i.field, f"{i.message}; style_switch is off, so style_image is unused and ignored",
+                              severity="warning", limit=i.limit) for i in style_issues]
     issues += face_issues + style_issues
     on = {k for k in ("face_switch", "facestyle_switch", "style_switch") if params.get(k) is True}
     if face is None and not face_issues and on:

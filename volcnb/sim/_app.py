@@ -13,35 +13,37 @@ from __future__ import annotations
 
 import asyncio
 import json
-import math
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.formparsers import MultiPartException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Message
 
 from ..protocol import wire
+from ..protocol.images import IVA_MAX_IMAGE_BYTES
+from ._config import apply_config
 from ._engine import Engine
 from ._faults import FAULT_KEY, FaultLayer
+from ._inputs import loads_bounded
 from ._model import (
     HTTP_STATUS,
-    IVA_MAX_BODY,
     MAX_BODY,
-    Faults,
     Incoming,
     Reject,
-    ServiceTime,
+    elapsed,
     envelope_error,
-    loads,
     request_id,
 )
+from ._verify import check_body, check_headers
 
-__all__ = ["ACTIONS", "apply_config", "create_app"]
+__all__ = ["ACTIONS", "create_app"]
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,9 @@ class _Call:
 
 
 Handler = Callable[[_Call], Awaitable[tuple[int, str, Any]]]
+
+MULTIPART_SLACK = 1024 * 1024
+"""Room for the ``Request`` field, part headers and boundaries on top of an IVA file's own cap."""
 
 
 async def _submit(call: _Call) -> tuple[int, str, Any]:
@@ -73,14 +78,18 @@ async def _cancel(call: _Call) -> tuple[int, str, Any]:
 
 def _iva(kind: str) -> Handler:
     async def handle(call: _Call) -> tuple[int, str, Any]:
+        async def replay() -> Message:  # the body was read (and capped) already: parse it from memory
+            return {"type": "http.request", "body": call.body, "more_body": False}
+
+        request = Request(call.request.scope, replay)
         try:
-            form = await call.request.form(max_part_size=64 * 1024 * 1024)
-        except Exception as exc:  # a torn or boundary-less multipart body is the client's error
-            raise Reject("InvalidParameter", f"the multipart/form-data body cannot be parsed ({exc})"[:200],
-                         http=400) from None
-        fields: dict[str, Any] = {}
-        for key, value in form.multi_items():
-            fields[key] = value if isinstance(value, str) else await value.read()
+            form = await request.form(max_part_size=MULTIPART_SLACK)
+            fields: dict[str, Any] = {}
+            for key, value in form.multi_items():
+                fields[key] = value if isinstance(value, str) else await value.read()
+        except (HTTPException, MultiPartException, ValueError, UnicodeDecodeError) as exc:
+            detail = getattr(exc, "detail", None) or getattr(exc, "message", None) or type(exc).__name__
+            raise Reject("InvalidParameter", f"the multipart/form-data body is malformed: {detail}", http=400) from None
         return 10000, "Success", await asyncio.to_thread(call.sim.iva_upload, call.access_key, kind, fields)
 
     return handle
@@ -88,74 +97,92 @@ def _iva(kind: str) -> Handler:
 
 @dataclass(frozen=True)
 class Action:
-    """A routed API action: its version, service, envelope and handler."""
+    """A routed API action: its version, service, envelope, handler and body cap."""
 
     version: str
     service: str
     handler: Handler
     openapi: bool = False
     """Replies in the OpenAPI envelope (``ResponseMetadata`` + ``Result``), else the CV service envelope."""
+    max_body: int | None = MAX_BODY
+    """Largest body accepted, bytes (``None``: the engine's ``max_video_bytes`` plus multipart room)."""
+
+    def cap(self, sim: Engine) -> int:
+        """The body cap for this action on ``sim``."""
+        return self.max_body if self.max_body is not None else sim.max_video_bytes + MULTIPART_SLACK
 
 
 ACTIONS: dict[str, Action] = {
     wire.SUBMIT[0]: Action(wire.SUBMIT[1], wire.CV_SERVICE, _submit),
     wire.GET_RESULT[0]: Action(wire.GET_RESULT[1], wire.CV_SERVICE, _get_result),
     wire.CANCEL[0]: Action(wire.CANCEL[1], wire.CV_SERVICE, _cancel),
-    wire.IVA_IMAGE[0]: Action(wire.IVA_VERSION, wire.IVA_SERVICE, _iva("image"), openapi=True),
-    wire.IVA_VIDEO[0]: Action(wire.IVA_VERSION, wire.IVA_SERVICE, _iva("video"), openapi=True),
+    wire.IVA_IMAGE[0]: Action(wire.IVA_VERSION, wire.IVA_SERVICE, _iva("image"), openapi=True,
+                              max_body=IVA_MAX_IMAGE_BYTES + MULTIPART_SLACK),
+    wire.IVA_VIDEO[0]: Action(wire.IVA_VERSION, wire.IVA_SERVICE, _iva("video"), openapi=True, max_body=None),
 }
 """Every action the simulator answers, by ``Action`` query parameter."""
 
+#: Gateway codes for the business codes an OpenAPI (IVA) action can meet: IVA errors are always gateway errors.
+_GATEWAY_CODES = {50213: ("RequestEntityTooLarge", 413), 50429: ("RequestLimitExceeded", 429),
+                  50500: ("InternalError", 500)}
 
-def _json(obj: Any, status: int = 200) -> Response:
+
+def _json(obj: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     return Response(json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8"), status_code=status,
-                    media_type="application/json")
+                    media_type="application/json", headers=headers)
 
 
-async def _read_capped(request: Request, cap: int, *, openapi: bool) -> bytes:
-    """The body, refused as soon as it passes ``cap`` bytes (from Content-Length, or while reading)."""
-    def too_big(n: int) -> Reject:
-        if openapi:
-            return Reject("RequestEntityTooLarge", f"the request body is over {cap:,} bytes", http=413)
-        return Reject(50213, f"Request Body Size Limited: over {cap:,} bytes")
+async def _read_body(request: Request, cap: int, code: int | str, timeout: float) -> bytes:
+    """The body, refused once it exceeds ``cap`` (from Content-Length before reading, else while reading)."""
+    def too_large(size: int | str) -> Reject:
+        return Reject(code, f"Request Body Size Limited: {size} bytes; this action takes at most {cap} bytes",
+                      http=413)
 
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > cap:
-        raise too_big(int(declared))
-    chunks, size = [], 0
-    async for chunk in request.stream():
+        raise too_large(int(declared))
+    chunks: list[bytes] = []
+    size = 0
+    stream = request.stream().__aiter__()
+    while True:
+        try:
+            chunk = await asyncio.wait_for(stream.__anext__(), timeout)
+        except StopAsyncIteration:
+            return b"".join(chunks)
+        except asyncio.TimeoutError:
+            raise Reject("RequestTimeout", f"the request body stalled for {timeout:g} s", http=408
+                         ) from None
         size += len(chunk)
         if size > cap:
-            raise too_big(size)
+            raise too_large(f"over {cap}")
         chunks.append(chunk)
-    body = b"".join(chunks)
-    request._body = body  # Starlette's own cache: request.form() (the IVA uploads) reads it from there
-    return body
 
 
 async def _dispatch(sim: Engine, request: Request, fault: object) -> Response:
     name = request.query_params.get("Action", "")
     version = request.query_params.get("Version", "")
     rid = request_id(sim.clock())
+    start = time.perf_counter()
     action = ACTIONS.get(name)
     service = action.service if action else wire.CV_SERVICE
-    if fault == "http_500":
-        return PlainTextResponse("<html><body><h1>500 Internal Server Error</h1></body></html>", 500)
+    headers: dict[str, str] = {}
     try:
+        if request.method != "POST":
+            raise Reject("InvalidHttpMethod", f"{request.method} is not allowed: the OpenAPI actions take POST",
+                         http=405)
         if action is None or version != action.version:
             raise Reject("InvalidActionOrVersion", f"Could not find operation {name!r} for version {version!r}",
                          http=404)
-        if request.method != "POST":  # the actions are POST only (a GET would carry no body)
-            raise Reject("InvalidHttpMethod", f"{name} takes POST, not {request.method}", http=405)
-        sim.check_headers(list(request.headers.items()), service)  # unsigned: refused before reading a byte
-        body = await _read_capped(request, IVA_MAX_BODY if action.openapi else MAX_BODY, openapi=action.openapi)
+        claim = check_headers(list(request.headers.items()), service, sim.keys, sim.clock(), sim.max_clock_skew)
+        body = await _read_body(request, action.cap(sim), 50213, sim.body_timeout)
+        if fault == "http_500":
+            return PlainTextResponse("<html><body><h1>500 Internal Server Error</h1></body></html>", 500)
         incoming = Incoming(method=request.method, path=request.url.path,
                             query=list(request.query_params.multi_items()),
                             headers=list(request.headers.items()), body=body, base_url=str(request.base_url))
-        ak = sim.authenticate(incoming, service)
+        ak = check_body(claim, incoming)
         if fault == "code_50500":
             raise Reject(50500)
-        start = time.perf_counter()
         code, message, data = await action.handler(_Call(sim, request, ak, body, fault))
         if action.openapi:
             return _json({"ResponseMetadata": {"RequestId": rid, "Action": name, "Version": version,
@@ -164,17 +191,22 @@ async def _dispatch(sim: Engine, request: Request, fault: object) -> Response:
             return Response(b'{"code": 10000, "data": {"status": "gener', status_code=200,
                             media_type="application/json")
         reply = {"code": code, "data": data, "message": message, "request_id": rid, "status": code,
-                 "time_elapsed": f"{(time.perf_counter() - start) * 1000:.6f}ms"}
+                 "time_elapsed": elapsed(start)}
         return _json(reply, 200 if code == 10000 else HTTP_STATUS.get(code, 400))
-    except Reject as r:
-        sim.counters.rejected[str(r.code)] += 1
-        return _json(envelope_error(r.code, r.message, rid, name, version, service), r.http)
     except ClientDisconnect:
-        raise
+        return Response(status_code=499)
+    except Reject as r:
+        err = r
     except Exception as exc:  # the simulator never crashes on input: anything unexpected is a 50500
-        sim.counters.rejected["50500"] += 1
-        return _json(envelope_error(50500, f"Internal Error: {type(exc).__name__}", rid, name, version, service),
-                     500)
+        err = Reject(50500, f"Internal Error: {type(exc).__name__}", http=500)
+    if action is not None and action.openapi and isinstance(err.code, int):
+        gateway, status = _GATEWAY_CODES.get(err.code, ("InvalidParameter", 400))
+        err = Reject(gateway, err.message, http=status)
+    if err.http in (408, 413):
+        headers["Connection"] = "close"  # the rest of the body is never read
+    sim.counters.rejected[str(err.code)] += 1
+    return _json(envelope_error(err.code, err.message, rid, name, version, service, elapsed(start)), err.http,
+                 headers)
 
 
 def create_app(sim: Engine) -> ASGIApp:
@@ -182,10 +214,7 @@ def create_app(sim: Engine) -> ASGIApp:
 
     async def api(request: Request) -> Response:
         fault = request.scope.get(FAULT_KEY)
-        try:  # the body is read inside, after the header checks and under its size cap
-            response = await _dispatch(sim, request, fault)
-        except ClientDisconnect:
-            return Response(status_code=499)
+        response = await _dispatch(sim, request, fault)
         if fault == "slow":
             await asyncio.sleep(sim.faults.slow_seconds)
         return response
@@ -204,84 +233,22 @@ def create_app(sim: Engine) -> ASGIApp:
 
     async def config(request: Request) -> Response:
         try:
-            apply_config(sim, loads(await request.body() or b"{}"))
-        except (ValueError, TypeError, KeyError) as exc:
+            body = await _read_body(request, MAX_BODY, "RequestEntityTooLarge", sim.body_timeout)
+            apply_config(sim, loads_bounded(body or b"{}", "the configuration"))
+        except ValueError as exc:
             return JSONResponse({"error": str(exc)}, 400)
+        except Reject as r:
+            return JSONResponse({"error": r.message}, r.http)
         return JSONResponse({"ok": True})
 
     async def health(request: Request) -> Response:
         return JSONResponse({"ok": True, "simulator": "volcnb"})
 
     app = Starlette(routes=[
-        Route("/", api, methods=["POST", "GET", "PUT", "DELETE", "PATCH"]),
+        Route("/", api, methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]),
         Route("/sim/files/{token}", files, methods=["GET"]),
         Route("/sim/stats", stats, methods=["GET"]),
         Route("/sim/config", config, methods=["POST"]),
         Route("/sim/health", health, methods=["GET"]),
     ])
     return FaultLayer(app, sim)
-
-
-def apply_config(sim: Engine, conf: Any) -> None:  # long: one check per documented field, then apply all
-    """Apply a ``/sim/config`` document: ``{"faults": {...}, "plan": {action: [kinds]}, "service_times":
-    {req_key: median | [median, sigma]}, "queue_time": s, "quotas": {...}}``.
-
-    Every field is checked first (a ``ValueError`` naming it); nothing is applied unless all are valid.
-    """
-    def number(value: Any, field: str, *, lo: float = 0.0, hi: float = math.inf) -> float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not lo <= value <= hi:
-            raise ValueError(f"{field} must be a number in [{lo:g}, {hi:g}], got {value!r:.40}")
-        return float(value)
-
-    def mapping(value: Any, field: str) -> dict[str, Any]:
-        if not isinstance(value, dict):
-            raise ValueError(f"{field} must be an object, got {type(value).__name__}")
-        return value
-
-    conf = mapping(conf, "the config")
-    unknown = set(conf) - {"faults", "plan", "service_times", "queue_time", "quotas"}
-    if unknown:
-        raise ValueError(f"unknown config field(s): {', '.join(sorted(map(str, unknown)))}")
-    faults = None
-    if "faults" in conf:
-        f = mapping(conf["faults"], "faults")
-        faults = Faults()
-        for k, v in f.items():
-            if k == "actions":
-                if v is not None and not (isinstance(v, list) and all(isinstance(a, str) for a in v)):
-                    raise ValueError("faults.actions must be a list of action names or null")
-                faults.actions = frozenset(v) if v is not None else None
-            elif k in Faults.KINDS:
-                setattr(faults, k, number(v, f"faults.{k}", hi=1.0))
-            elif k == "slow_seconds":
-                faults.slow_seconds = number(v, "faults.slow_seconds", hi=600.0)
-            else:
-                raise ValueError(f"faults.{k} is not a fault setting")
-    plan = mapping(conf.get("plan") or {}, "plan")
-    for action, kinds in plan.items():
-        if not (isinstance(kinds, list) and all(k == "ok" or k in Faults.KINDS for k in kinds)):
-            raise ValueError(f"plan.{action} must be a list of {', '.join(('ok', *Faults.KINDS))}")
-    times = {}
-    for req_key, st in mapping(conf.get("service_times") or {}, "service_times").items():
-        pair = [st, 0.3] if not isinstance(st, list) else st
-        if len(pair) != 2:
-            raise ValueError(f"service_times.{req_key} must be a median or [median, sigma]")
-        times[req_key] = ServiceTime(number(pair[0], f"service_times.{req_key}", hi=86400.0),
-                                     number(pair[1], f"service_times.{req_key} sigma", hi=5.0))
-    queue_time = number(conf["queue_time"], "queue_time", hi=3600.0) if "queue_time" in conf else None
-    quotas = {}
-    for k, v in mapping(conf.get("quotas") or {}, "quotas").items():
-        if k not in ("submit_qps", "max_unfinished", "get_result_qps"):
-            raise ValueError(f"quotas.{k} is not a quota")
-        value = number(v, f"quotas.{k}", lo=0.0 if k == "max_unfinished" else 1e-3, hi=1e12)
-        quotas[k] = int(value) if k == "max_unfinished" else value
-    if faults is not None:
-        sim.faults = faults
-    for action, kinds in plan.items():
-        sim.faults.plan(action, *kinds)
-    for req_key, service_time in times.items():
-        sim.set_service_time(req_key, service_time)
-    if queue_time is not None:
-        sim.queue_time = queue_time
-    for k, v in quotas.items():
-        setattr(sim.quotas, k, v)

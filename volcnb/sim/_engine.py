@@ -34,7 +34,7 @@ from PIL import Image
 from ..protocol.catalog import CAPABILITIES, get_capability, image_count
 from ..protocol.options import aigc_issues, logo_issues
 from ._compute import compute_safely, failure, image_risk, png, text_risk
-from ._inputs import decode_images, json_body
+from ._inputs import decode_images, json_body, loads_bounded
 from ._iva import check_upload
 from ._model import (
     DEFAULT_ACCESS_KEY,
@@ -47,10 +47,9 @@ from ._model import (
     Quotas,
     Reject,
     ServiceTime,
-    loads,
 )
 from ._store import Store, TaskRow
-from ._verify import verify_headers, verify_signature
+from ._verify import verify_signature
 
 __all__ = ["Engine"]
 
@@ -79,6 +78,8 @@ class Engine:
         seed: int | None = None,
         workers: int = 2,
         processes: int = 0,
+        max_video_bytes: int = 256 * 1024 * 1024,
+        body_timeout: float = 30.0,
     ) -> None:
         self.keys = dict(keys or {DEFAULT_ACCESS_KEY: DEFAULT_SECRET_KEY})
         self.store = Store(db)
@@ -93,6 +94,10 @@ class Engine:
         self.faults = faults or Faults()
         self.clock = clock
         self.max_clock_skew = max_clock_skew
+        self.max_video_bytes = max_video_bytes
+        """Largest IVA video accepted (no document gives one; the body is refused while it is read)."""
+        self.body_timeout = body_timeout
+        """Seconds a request body may stall between two chunks before it is answered 408 (half-sent bodies)."""
         self.rng = random.Random(seed)
         self.counters = Counters()
         self._submit_buckets: dict[str, Bucket] = {}
@@ -147,16 +152,12 @@ class Engine:
             futures = list(self._futures.values())
         concurrent.futures.wait(futures, timeout=timeout)
 
-    def check_headers(self, headers: list[tuple[str, str]], service: str) -> str:
-        """The signature's header-only checks, before a (possibly large) body is read."""
-        return verify_headers(headers, service, self.keys, self.clock(), self.max_clock_skew)
-
     def authenticate(self, req: Incoming, service: str) -> str:
         """Verify the V4 signature over the exact body; return the access key or raise a gateway error."""
         return verify_signature(req, service, self.keys, self.clock(), self.max_clock_skew)
 
-    def _images(self, body: dict[str, Any]) -> list[Image.Image]:
-        return decode_images(body, self._served_file)
+    def _images(self, body: dict[str, Any], notes: list[str] | None = None) -> list[Image.Image]:
+        return decode_images(body, self._served_file, notes)
 
     def _served_file(self, token: str) -> bytes | None:
         f = self.store.get_file(token)
@@ -186,7 +187,8 @@ class Engine:
         if errors:
             e = errors[0]
             raise Reject(e.code, f"{MESSAGES.get(e.code, 'Request Invalid Args')}: {e.message}")
-        images = self._images(obj)
+        notes = [i.message for i in issues if i.severity == "warning"]
+        images = self._images(obj, notes)
         if cap.min_images and not images:
             raise Reject(50206, "Image Empty: this req_key needs an image")
         verdict = text_risk(obj)
@@ -194,7 +196,6 @@ class Engine:
             raise Reject(*verdict)
         if image_risk(images):
             raise Reject(50411, "Pre Img Risk Not Pass")
-        notes = [i.message for i in issues if i.severity == "warning"]
         digest = hashlib.sha256(body).hexdigest()
         if self.store.has_body(ak, digest):
             self.counters.duplicates += 1
@@ -281,7 +282,7 @@ class Engine:
                 self.store.add_file(token, b, "image/png", now + self.url_ttl)
                 urls.append(f"{base_url.rstrip('/')}/sim/files/{token}")
             data["image_urls"] = urls
-            data["binary_data_base64"] = None
+            data["binary_data_base64"] = [""] * len(urls)  # the documented type is an array; the example shows [""]
         else:
             data["binary_data_base64"] = [base64.b64encode(b).decode("ascii") for b in outputs]
         if options.get("aigc_meta"):
@@ -295,9 +296,9 @@ class Engine:
         if not isinstance(raw, str):
             raise Reject(50200, "req_json must be a JSON *string* (serialised), not an object")
         try:
-            conf = loads(raw)
-        except ValueError:
-            raise Reject(50204, "Parse Args Error: req_json is not valid JSON") from None
+            conf = loads_bounded(raw, "req_json")
+        except ValueError as exc:
+            raise Reject(50204, f"Parse Args Error: {exc}") from None
         if not isinstance(conf, dict):
             raise Reject(50204, "Parse Args Error: req_json must encode an object")
         rurl = conf.get("return_url")

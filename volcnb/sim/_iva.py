@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import io
 from collections.abc import Mapping
 from typing import Any
 
 from PIL import Image
 
 from ..protocol.images import IVA_MAX_IMAGE_BYTES
-from ._model import Reject, loads
+from ._inputs import image_header, loads_bounded
+from ._model import Reject
 
 __all__ = ["check_upload"]
 
@@ -20,9 +20,9 @@ def check_upload(kind: str, form: Mapping[str, Any]) -> tuple[str, dict[str, Any
     if not isinstance(raw, str):
         raise Reject("MissingParameter", "form field Request (a JSON string) is required", http=400)
     try:
-        req = loads(raw)
-    except ValueError:
-        raise Reject("InvalidParameter", "Request is not valid JSON", http=400) from None
+        req = loads_bounded(raw, "Request")
+    except ValueError as exc:
+        raise Reject("InvalidParameter", str(exc), http=400) from None
     if not isinstance(req, dict):
         raise Reject("InvalidParameter", "Request must be a JSON object", http=400)
     task_id = req.get("TaskID")
@@ -56,7 +56,10 @@ def check_upload(kind: str, form: Mapping[str, Any]) -> tuple[str, dict[str, Any
             if size > IVA_MAX_IMAGE_BYTES:
                 raise Reject("InvalidParameter", f"{file_field} is {size} bytes; the limit is 50 MB", http=400)
             try:
-                Image.open(io.BytesIO(bytes(data))).verify()
+                # Any format Pillow knows (the IVA document names none); the header and checksums, no pixel decoded.
+                image_header(bytes(data), file_field, tuple(Image.OPEN)).verify()
+            except Reject:
+                raise Reject("InvalidParameter", f"{file_field} is not an image", http=400) from None
             except Exception:
                 raise Reject("InvalidParameter", f"{file_field} is not a decodable image", http=400) from None
     return task_id, req, size
