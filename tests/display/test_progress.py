@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 
 import pytest
@@ -57,3 +58,23 @@ def test_bar_and_summary() -> None:
             self.status = status
 
     assert summarize([T("done"), T("failed"), T("generating")]) == "1/3 done · 1 generating · 1 failed"
+
+
+async def test_the_line_says_reconnecting_during_an_outage_and_queued_while_paced() -> None:
+    """A handle whose polls meet a dead service says "reconnecting"; one waiting for the client's rate limit
+    says so, not "submitting"."""
+    from volcnb.display.cards import LABELS, stats, task_line
+    from volcnb.sim import DEFAULT_ACCESS_KEY, DEFAULT_SECRET_KEY
+    from volcnb.sim._server import free_port
+
+    dead = volcnb.Client(DEFAULT_ACCESS_KEY, DEFAULT_SECRET_KEY, endpoint=f"http://127.0.0.1:{free_port()}")
+    task = volcnb.Task.attach("saliency_seg", "7000000000000000001", client=dead, deadline=30)
+    waiting = asyncio.ensure_future(task.wait())
+    for _ in range(100):
+        await asyncio.sleep(0.05)
+        if task.reconnecting:
+            break
+    assert task.reconnecting and "reconnecting" in task_line(task) and "reconnecting" in stats(task)
+    waiting.cancel()
+    await dead.aclose()
+    assert LABELS["queued"] == "waiting (rate limit)"

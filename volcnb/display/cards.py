@@ -31,14 +31,15 @@ MAX_THUMBS = 6
 """At most this many result thumbnails in a view."""
 
 LABELS: dict[str, str] = {
-    "submitting": "submitting", "in_queue": "queued", "generating": "generating", "done": "done",
+    "queued": "waiting (rate limit)", "submitting": "submitting", "in_queue": "queued", "generating": "generating",
+    "done": "done",
     "failed": "failed", "cancelled": "cancelled", "not_found": "not found", "expired": "expired",
     "pending": "pending", "invalid": "invalid", "possibly_created": "possibly created",
 }
 """What the status chip says for each task status."""
 
 BAR_STYLES: dict[str, str] = {
-    "submitting": "", "in_queue": "", "generating": "info", "done": "success", "failed": "danger",
+    "queued": "", "submitting": "", "in_queue": "", "generating": "info", "done": "success", "failed": "danger",
     "cancelled": "warning", "not_found": "danger", "expired": "danger", "pending": "", "invalid": "danger",
     "possibly_created": "warning",
 }
@@ -80,6 +81,8 @@ def task_line(task: Task) -> str:
     parts = [f"{task.req_key} {bar(STAGE.get(status, 0.0), 16)} {LABELS.get(status, status)}",
              f"{task.elapsed:.1f} s", f"{task.polls} poll{'s' if task.polls != 1 else ''}",
              f"task_id {task.task_id or '(submitting)'}"]
+    if getattr(task, "reconnecting", False):
+        parts.append("reconnecting (the service did not answer; retrying until the deadline)")
     if task.request_id:
         parts.append(f"request_id {task.request_id}")
     err = error_text(task)
@@ -97,7 +100,8 @@ def chip(status: str) -> str:
 
 def stats(task: Task) -> str:
     polls = task.polls
-    return f"{task.elapsed:.1f} s · {polls} poll{'s' if polls != 1 else ''}"
+    text = f"{task.elapsed:.1f} s · {polls} poll{'s' if polls != 1 else ''}"
+    return text + " · reconnecting" if getattr(task, "reconnecting", False) else text
 
 
 def ids_html(task: Task, secrets: Sequence[str]) -> str:

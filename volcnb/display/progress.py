@@ -32,7 +32,7 @@ def bar(fraction: float, width: int = BAR_WIDTH) -> str:
 
 
 #: How far each status is along the bar (the API gives no percentage; stages are what we know).
-STAGE = {"pending": 0.0, "submitting": 0.05, "in_queue": 0.2, "generating": 0.55, "done": 1.0, "failed": 1.0,
+STAGE = {"pending": 0.0, "queued": 0.02, "submitting": 0.05, "in_queue": 0.2, "generating": 0.55, "done": 1.0, "failed": 1.0,
          "cancelled": 1.0, "expired": 1.0, "invalid": 1.0, "possibly_created": 1.0}
 
 
