@@ -45,6 +45,10 @@ def demo(out: Path) -> int:
     fig.savefig(grid, dpi=100)
     bbox = getattr(res, "bbox", None)
     print(f"done in {time.monotonic() - t0:.1f}s · task {res.task_id} · {task.polls} polls · bbox {bbox}")
+    about = {overlay: "the photo with the subject's outline, a light fill, its bbox and score",
+             grid: "the same task fetched 8 times with logo_info: 4 positions × Chinese/English marks"}
+    for path in written:
+        about[path] = "the service's output: the subject cut out at full size (only_mask=3, transparent background)"
     for path in [*written, overlay, grid]:
-        print(f"  wrote {path.resolve()}")
+        print(f"  wrote {path.resolve()}  — {about[path]}")
     return 0

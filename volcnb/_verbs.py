@@ -164,8 +164,11 @@ def get_default_client() -> ApiClient:
         client = client_for()
         set_default_client(client)
         return client
-    if find_credentials() is not None:
+    found = find_credentials()
+    if found is not None:
         client = Client()
+        print(f"volcnb: the real service ({client.cv_url}), keys from {found.source} "
+              f"(access key {found.credentials.access_key[:6]}…)", file=sys.stderr)
         set_default_client(client)
         return client
     use_simulator(announce=True)

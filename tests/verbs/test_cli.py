@@ -48,7 +48,8 @@ def test_run_rejects_bad_input_before_sending(tmp_path: Path) -> None:
 def test_demo_writes_pngs_and_says_where(tmp_path: Path) -> None:
     proc = _volcnb("demo", "--out", str(tmp_path / "demo"), cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
-    wrote = [Path(line.split("wrote ", 1)[1]) for line in proc.stdout.splitlines() if "wrote " in line]
+    wrote = [Path(line.split("wrote ", 1)[1].split("  — ")[0]) for line in proc.stdout.splitlines() if "wrote " in line]
+    assert all("  — " in line for line in proc.stdout.splitlines() if "wrote " in line)  # each file says what it is
     names = {p.name for p in wrote}
     assert {"overlay.png", "watermarks.png"} <= names
     for p in wrote:
