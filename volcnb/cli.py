@@ -204,6 +204,14 @@ def _check_req_key(req_key: str, force: bool) -> None:
                               limit="a known req_key")
 
 
+def _check_params(req_key: str, params: dict[str, Any], n_images: int) -> None:
+    """The ``-p`` parameters alone, once, before any input is read: a bad one is one line and exit 2."""
+    cap = get_capability(req_key)
+    for issue in cap.check(params, max(n_images, cap.min_images)) if cap else ():
+        if issue.severity == "error" and issue.field.split(".")[0] in params:
+            raise ValidationError(f"{req_key}: {issue.message}", field=issue.field, limit=issue.limit)
+
+
 def _attach(args: argparse.Namespace) -> int:
     from .tasks.task import Task
 
@@ -260,6 +268,7 @@ def _run(args: argparse.Namespace) -> int:
     from .tasks.inputs import iter_inputs
 
     _check_req_key(args.req_key, args.force)
+    _check_params(args.req_key, dict(args.param), len(args.images))
     client = _client(args)
     items: list[Any] = []
     for arg in args.images or [None]:

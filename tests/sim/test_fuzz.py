@@ -452,7 +452,10 @@ def test_fuzz_over_http_the_server_stays_up_and_logs_no_traceback(tmp_path: Any)
                         req.headers.pop(key, None)
                     else:
                         req.headers[key] = value
-                r = http.send(req)
+                try:
+                    r = http.send(req)
+                except httpx.LocalProtocolError:
+                    return  # h11 refuses to send such a header (e.g. a blank value): it never reaches a server
             elif which == "iva":
                 data, files = _multipart(parts)
                 r = http.post("/", params={"Action": _wire.IVA_IMAGE[0], "Version": _wire.IVA_VERSION}, data=data,

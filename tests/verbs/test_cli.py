@@ -98,7 +98,8 @@ def test_run_refuses_bad_parameters_with_the_field_and_sends_nothing(tmp_path: P
                 args += ["-p", p]
             proc = subprocess.run([sys.executable, "-m", "volcnb.cli", *args], capture_output=True, text=True,
                                   cwd=tmp_path, env=env, timeout=120)
-            assert proc.returncode != 0 and field in proc.stderr, (params, proc.stderr)
+            assert proc.returncode == 2 and field in proc.stderr, (params, proc.stderr)
+            assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr  # one line, no progress
             assert "Traceback" not in proc.stderr and DEFAULT_SECRET_KEY not in proc.stderr + proc.stdout
     assert sim.counters.submits == 0 and sim.counters.polls == 0
 
