@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -47,8 +48,10 @@ class Counting(httpx.AsyncBaseTransport):
 
 
 @pytest.fixture
-def sim() -> Simulator:
-    return Simulator(queue_time=0.0, service_times={"saliency_seg": ServiceTime(0.2, 0.0)})
+def sim() -> Iterator[Simulator]:
+    s = Simulator(queue_time=0.0, service_times={"saliency_seg": ServiceTime(0.2, 0.0)})
+    yield s
+    s.close()  # drops queued computations: 200 unfinished segmentations must not load the next tests
 
 
 def client_on(sim: Simulator, **kw: object) -> tuple[volcnb.Client, Counting]:
