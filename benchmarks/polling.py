@@ -14,7 +14,7 @@ Usage::
     python benchmarks/polling.py --quick         # the 2 s setting only (~30 s)
     python benchmarks/polling.py --settings 10 --waves 3 --per-wave 5 --json out.json
 
-Targets (from the issue): at 10 s and 60 s mean lag no worse than the fixed poller's, with ≤ 0.75× (10 s)
+Targets: at 10 s and 60 s mean lag no worse than the fixed poller's, with ≤ 0.75× (10 s)
 and ≤ 0.5× (60 s) its polls per task; at 2 s mean lag ≤ 0.3 s with ≤ 3 polls per task.
 
 The "oracle" line is a bound, not a poller: the fewest polls per task that any poller knowing the TRUE
@@ -261,7 +261,8 @@ async def run_setting(median: float, args: argparse.Namespace, image: bytes, see
 
 
 def target_checks(median: float, polls: Any, lag: Any, fixed_polls: Any, fixed_lag: Any) -> list[tuple[str, Any]]:
-    """The issue's targets for a setting, as ``(name, passed)`` (none for other medians). The figures are
+    """The polling targets for a setting (2 s: lag ≤ 0.3 s and ≤ 3 polls/task; 10 s / 60 s: lag ≤ the fixed
+    poller's with ≤ 0.75× / ≤ 0.5× its polls), as ``(name, passed)`` (none for other medians). The figures are
     means per run: floats, or numpy arrays of many runs (``passed`` is then an array too)."""
     if median == 2:
         return [("mean lag <= 0.3 s", lag <= 0.3), ("polls/task <= 3", polls <= 3.0)]
@@ -272,7 +273,7 @@ def target_checks(median: float, polls: Any, lag: Any, fixed_polls: Any, fixed_l
 
 
 def verdicts(median: float, a: dict[str, float], f: dict[str, float], fixed: float) -> list[tuple[str, bool]]:
-    """The issue's targets for a measured setting (the 10 s / 60 s ones only against a 3 s fixed poller)."""
+    """The polling targets (see :func:`target_checks`) for a measured setting (the 10 s / 60 s ones only against a 3 s fixed poller)."""
     if median != 2 and fixed != 3.0:
         return []
     return [(name, bool(ok)) for name, ok in target_checks(median, a["polls"], a["mean_lag"], f["polls"],

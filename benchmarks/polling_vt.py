@@ -5,7 +5,7 @@ a small sample: a close call is decided by the draw. This script runs the same p
 with log-normal service times, a fresh ``AdaptivePoller`` beside ``FixedPoller(3.0)``, every task counted —
 on an asyncio event loop whose clock jumps to the next timer (no sleeping, no network: a poll is a coroutine
 that answers ``done`` once the task's drawn service time has passed, after ``--rtt`` seconds). It prints, per
-setting, how many seeds meet the issue's targets and the mean figures, so a change to the poller can be
+setting, how many seeds meet the polling targets (those of ``polling.py``) and the mean figures, so a change to the poller can be
 judged on dozens of runs instead of one. Real-world overheads (a busy event loop, HTTP) are not modelled:
 confirm with ``polling.py``. It is harsher than the HTTP runs at 2 s (first-wave lag ≈ 0.5 s here against
 0.2–0.45 s measured over HTTP, where 2 s met its targets in 3 of 4 full runs; the cause is not pinned down)
@@ -126,7 +126,7 @@ def run_once(median: float, sigma: float, seed: int, waves: int, per_wave: int, 
 
 
 def meets(median: float, r: dict[str, float]) -> bool:
-    """The issue's targets, as ``polling.py`` checks them (False for a median without targets)."""
+    """The polling targets, as ``polling.py`` checks them (False for a median without targets)."""
     checks = target_checks(median, r["polls"], r["lag"], r["fixed_polls"], r["fixed_lag"])
     return bool(checks) and all(ok for _, ok in checks)
 

@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
+from _documents import PORTRAIT_REQUEST
 from matplotlib import cbook
 from PIL import Image
 
@@ -347,21 +348,8 @@ async def test_watermark_is_applied_at_query_time(api: Api, fake_sim: Simulator,
 async def test_portrait_document_contradiction_is_accepted_with_a_note(api: Api, fake_sim: Simulator,
                                                              clock: FakeClock) -> None:
     """The 人像保持 document's own request example turns hyper_switch on with face_switch + facestyle_switch."""
-    body = {
-        "req_key": PORTRAIT,
-        "positive_prompt": "1girl,beautiful,looking at viewer,portrait,",
-        "binary_data_base64": [b64(grace(), "JPEG", quality=90), b64(picture((400, 400)))],
-        "hyper_switch": True,
-        "seed": -1,
-        "step": 18,
-        "cfg": 4.5,
-        "face_image": "uri://binary_data?index=0",
-        "style_image": "uri://binary_data?index=1",
-        "face_switch": True,
-        "facestyle_switch": True,
-        "width": 1000,
-        "height": 1000,
-    }
+    body = {**PORTRAIT_REQUEST,
+            "binary_data_base64": [b64(grace(), "JPEG", quality=90), b64(picture((400, 400)))]}
     tid = await api.submit(body)
     fake_sim.wait_idle()
     clock.advance(31)

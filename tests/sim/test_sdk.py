@@ -18,6 +18,7 @@ from typing import Any
 
 import httpx
 import pytest
+from _documents import PORTRAIT_REQUEST
 from matplotlib import cbook
 from PIL import Image
 
@@ -254,21 +255,7 @@ def test_sdk_portrait_document_request_example(server: SimProcess, visual: Calla
     index 1 with one image while ``style_switch`` is off: warnings in ``response_data``, never a refusal.
     """
     vs = visual(f"127.0.0.1:{server.port}")
-    submitted = vs.cv_sync2async_submit_task({
-        "req_key": "img2img_anime_accelerated_maintain_id",
-        "positive_prompt": "1girl,beautiful,looking at viewer,portrait,",
-        "image_urls": [sample_url],  # "https://xxx"
-        "hyper_switch": True,
-        "seed": -1,
-        "step": 18,
-        "cfg": 4.5,
-        "face_image": "uri://binary_data?index=0",
-        "style_image": "uri://binary_data?index=1",
-        "face_switch": True,
-        "facestyle_switch": True,
-        "width": 1000,
-        "height": 1000,
-    })
+    submitted = vs.cv_sync2async_submit_task({**PORTRAIT_REQUEST, "image_urls": [sample_url]})  # "https://xxx"
     assert submitted["code"] == 10000 and submitted["data"]["task_id"].isdigit(), submitted
     reply, _ = poll_until_done(vs, PORTRAIT, submitted["data"]["task_id"], {
         "req_json": "{\"logo_info\":{\"add_logo\":true,\"position\":2,\"language\":0,\"opacity\":1}}"})
