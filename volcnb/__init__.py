@@ -40,6 +40,7 @@ from ._exceptions import (
     VolcError,
     VolcnbWarning,
 )
+from ._backend import Backend, backend
 from ._many import map, resume, status, sweep
 from ._verbs import Client, Run, get_default_client, run, set_default_client, submit, use_simulator
 from .http.auth import VolcAuth
@@ -61,6 +62,8 @@ _logging.configure_from_environment()
 __all__ = [
     "AdaptivePoller",
     "AigcMeta",
+    "Backend",
+    "backend",
     "APIError",
     "ArgumentTypeError",
     "AuthError",

@@ -135,7 +135,7 @@ def client_for(endpoint: str | None = None, access_key: str | None = None, secre
     if endpoint is None or find_credentials(access_key, secret_key) is not None:
         return Client(access_key, secret_key, endpoint=endpoint)
     endpoint = check_endpoint(endpoint)
-    if _is_volcnb_sim(endpoint):
+    if is_volcnb_sim(endpoint):
         from .sim import DEFAULT_ACCESS_KEY, DEFAULT_SECRET_KEY
 
         print(f"volcnb: {endpoint} is a volcnb simulator; using its public default key pair "
@@ -146,7 +146,8 @@ def client_for(endpoint: str | None = None, access_key: str | None = None, secre
                     "(Client(access_key=..., secret_key=...))")
 
 
-def _is_volcnb_sim(endpoint: str) -> bool:
+def is_volcnb_sim(endpoint: str) -> bool:
+    """True when ``endpoint`` is a ``volcnb sim`` (its ``/sim/health`` says so)."""
     try:
         reply = httpx.get(endpoint.rstrip("/") + "/sim/health", timeout=3.0)
         return bool(reply.status_code == 200 and reply.json().get("simulator") == "volcnb")

@@ -166,8 +166,8 @@ def test_matplotlib_overlay_draws_on_the_disc_edge(disc: SegmentationResult) -> 
     k = 0.5 * (to_pixel(CX + R, CY)[0] - c)  # half the radius, in figure pixels
     assert not line[int(r - k):int(r + k), int(c - k):int(c + k)].any()
     # Displayable on its own in Jupyter.
-    png = artists._repr_png_()
-    assert png is not None and png.startswith(b"\x89PNG")
+    bundle = artists._repr_mimebundle_()
+    assert bundle is not None and (bundle.get("image/png") or bundle["image/jpeg"])[:2] in (b"\x89P", b"\xff\xd8")
 
 
 def test_matplotlib_overlay_on_a_given_axes(disc: SegmentationResult) -> None:
@@ -176,7 +176,7 @@ def test_matplotlib_overlay_on_a_given_axes(disc: SegmentationResult) -> None:
     fig = Figure(figsize=(4, 3))
     ax = fig.add_subplot()
     artists = viz.overlay_contours(disc_image(), disc, ax=ax, colors=["#ff00ff"])
-    assert artists.figure is fig and artists._repr_png_() is None
+    assert artists.figure is fig and artists._repr_mimebundle_() is None
     assert all(a.axes is ax for a in artists)
     assert {a.get_label() for a in artists} >= {"input", "fill", "contour 0", "bbox 0"}
     assert ax.get_xlim() == (-0.5, W - 0.5)
@@ -192,7 +192,7 @@ def test_show_mask_and_segmentation(disc: SegmentationResult) -> None:
     cut = next(im for im in axes[2].images if im.get_label() == "cutout")
     alpha = np.asarray(cut.get_array())[..., 3]
     assert alpha[CY, CX] == 255 and alpha[5, 5] == 0
-    assert fig._repr_png_().startswith(b"\x89PNG")
+    assert fig._repr_mimebundle_()["image/png"].startswith(b"\x89PNG")
     with pytest.raises(ValueError, match="3 axes"):
         viz.show_segmentation(disc, axes=axes[:2])
 
@@ -320,8 +320,8 @@ volcnb.use_simulator(service_times={"saliency_seg": 0.05}, queue_time=0.0)
 img = Image.new("RGB", (160, 128), "white"); ImageDraw.Draw(img).ellipse((40, 30, 120, 100), fill="red")
 task = volcnb.submit("saliency_seg", img, display=False)
 res = task.result()
-viz.overlay_contours(None, res)._repr_png_()
-compare.compare_watermarks(task, positions=(0,), languages=(0,))._repr_png_()
+viz.overlay_contours(None, res)._repr_mimebundle_()
+compare.compare_watermarks(task, positions=(0,), languages=(0,))._repr_mimebundle_()
 viz.overlay_contours_image(None, res)
 print("pyplot" if "matplotlib.pyplot" in sys.modules else "clean")
 """

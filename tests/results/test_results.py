@@ -120,7 +120,7 @@ def test_images_from_downloaded_urls() -> None:
     bare = Result.from_data(req_key="jimeng_t2i_v30", task_id="9", data=data)
     assert bare.images == []
     assert "1 URL not downloaded" in repr(bare)
-    assert bare._repr_png_() is None
+    assert bare.preview_png() is None
     assert "not downloaded" in bare._repr_html_()
 
 
@@ -138,7 +138,7 @@ def test_corrupt_base64_names_the_index() -> None:
         _ = res.images
     assert info.value.task_id == "42"
     assert "images undecodable" in repr(res)  # display never raises
-    assert res._repr_png_() is None
+    assert res.preview_png() is None
     assert "binary_data_base64[2]" in res._repr_html_()
 
 
@@ -208,7 +208,7 @@ def test_repr_html_has_thumbnails_and_ids() -> None:
 
 def test_repr_png_and_text_repr() -> None:
     res = saliency()
-    png = res._repr_png_()
+    png = res.preview_png()
     assert png is not None and png.startswith(b"\x89PNG")
     assert Image.open(io.BytesIO(png)).size == (W, H)
     text = repr(res)
@@ -216,7 +216,7 @@ def test_repr_png_and_text_repr() -> None:
     assert "1 image 320×240 L" in text and "score=0.005572" in text and "bbox=(40, 30, 199, 149)" in text
     many = Result.from_data(req_key="x", task_id="2",
                             data={"binary_data_base64": [b64(png_bytes(noisy(300, 100))) for _ in range(5)]})
-    grid = Image.open(io.BytesIO(many._repr_png_() or b""))
+    grid = Image.open(io.BytesIO(many.preview_png() or b""))
     assert grid.width <= 4 * 256 + 3 * 4 and grid.height > 64  # two rows of thumbnails
     assert "5 images 300×100 RGB, 300×100 RGB, 300×100 RGB, … +2" in repr(many)
 

@@ -1,7 +1,7 @@
 """Matplotlib figures outside pyplot, shared by the plots: new figures, pictures on axes, PNG of a figure.
 
 Helpers never call ``plt.show()``: they draw on a fresh :class:`matplotlib.figure.Figure` that Jupyter
-shows inline (it has a ``_repr_png_``); in a script that uses pyplot it is pyplot's current figure.
+shows inline (it has a ``_repr_mimebundle_``); in a script that uses pyplot it is pyplot's current figure.
 Chinese labels use volcnb's shipped CJK font, passed per text, so ``rcParams`` stay untouched.
 """
 
@@ -19,6 +19,7 @@ import numpy.typing as npt
 from PIL import Image
 
 from .._font import font_path
+from .._pictures import jpeg
 
 if TYPE_CHECKING:
     from matplotlib.artist import Artist
@@ -36,7 +37,7 @@ class Artists(list["Artist"]):
     """The artists a plotting helper drew, plus the ``figure`` they are on.
 
     A plain list otherwise. When the helper made the figure itself (no ``ax`` given), the list displays
-    as that figure in Jupyter (``_repr_png_``); when you passed ``ax``, your figure is shown as usual.
+    as that figure in Jupyter; when you passed ``ax``, your figure is shown as usual.
     """
 
     def __init__(self, artists: Sequence[Artist], figure: Any, *, owns_figure: bool) -> None:
@@ -46,24 +47,24 @@ class Artists(list["Artist"]):
         self.owns_figure = owns_figure
         """Whether the helper created the figure (then it is displayed with the list)."""
 
-    def _repr_png_(self) -> bytes | None:
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, bytes] | None:
         if not self.owns_figure:
             return None
-        return figure_png(self.figure)
+        return figure_bundle(self.figure)
 
 
 def _figure_class() -> type[Figure]:
     from matplotlib.figure import Figure
 
     class VolcnbFigure(Figure):
-        """A :class:`~matplotlib.figure.Figure` that shows itself inline in Jupyter (``_repr_png_``),
+        """A :class:`~matplotlib.figure.Figure` that shows itself inline in Jupyter,
         whether or not pyplot was ever imported."""
 
         results: list[Any]
         """What the figure shows, when a helper keeps it (``compare_watermarks``: ``(LogoInfo, Result)``)."""
 
-        def _repr_png_(self) -> bytes:
-            return figure_png(self)
+        def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, bytes]:
+            return figure_bundle(self)
 
     return VolcnbFigure
 
@@ -92,6 +93,20 @@ def new_figure(figsize: tuple[float, float], **kwargs: Any) -> Figure:
         FigureCanvasAgg(fig)
     fig.results = []  # type: ignore[attr-defined]
     return fig
+
+
+MAX_INLINE_PNG = 300_000
+"""A figure whose PNG is larger than this (photographs) is shown as a JPEG instead: notebooks stay small."""
+
+
+def figure_bundle(fig: Any) -> dict[str, bytes]:
+    """What Jupyter shows for ``fig``: its PNG, or a JPEG (quality 88) when the PNG is over
+    :data:`MAX_INLINE_PNG` bytes."""
+    data = figure_png(fig)
+    if len(data) <= MAX_INLINE_PNG:
+        return {"image/png": data}
+    with Image.open(io.BytesIO(data)) as im:
+        return {"image/jpeg": jpeg(im, 88)}
 
 
 def figure_png(fig: Any) -> bytes:

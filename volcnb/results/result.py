@@ -274,8 +274,10 @@ class Result:
         parts += [f"{k}={v}" for k, v in self._summary()]
         return "<" + " ".join(parts) + ">"
 
-    def _repr_png_(self) -> bytes | None:
-        """The first picture (≤ 1024 px), or a thumbnail grid of all of them; ``None`` with no pictures."""
+    def preview_png(self) -> bytes | None:
+        """The first picture (≤ 1024 px), or a thumbnail grid of all of them, as PNG; ``None`` with none.
+
+        Not a ``_repr_png_``: Jupyter would store it beside the HTML card's thumbnails in every notebook."""
         try:
             images = self.images
         except VolcError:

@@ -1,0 +1,114 @@
+"""The teaching notebooks, executed once each with nbclient against a ``volcnb sim`` over HTTP.
+
+Each kernel gets only what a user would set: ``VOLCNB_ENDPOINT`` (the simulator), ``VOLC_ACCESSKEY`` and a
+sentinel ``VOLC_SECRETKEY`` the simulator accepts. Each notebook gets a fresh simulator (one notebook's knobs
+never reach the next). The checks: no cell error, the first cell names the backend, the sentinel secret is in
+no output and no saved widget state, the executed notebook stays under ~1 MB, every task view finished, and
+each notebook's closing ``summary`` cell holds what the notebook is about (read back with ``literal_eval``).
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import pathlib
+import re
+import secrets
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from _nb import NOTEBOOKS_DIR, cell_pictures, code_cells, execute, find_cell, outputs_text, read, widget_state
+
+from volcnb.sim import SimProcess
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
+
+ACCESS_KEY = "AKLTnotebookTEST01"
+SENTINEL = "SK-sentinel-" + secrets.token_hex(12)
+MAX_NOTEBOOK_BYTES = 1_000_000
+ALL_EIGHT_SECONDS = 300.0
+TEACHING = ["01_quickstart", "02_segmentation", "03_watermarks", "04_portrait_keep_id", "05_text_to_image",
+            "06_iva_upload", "07_batch_and_resume", "08_errors_and_retries"]
+PRESENT = [n for n in TEACHING if (NOTEBOOKS_DIR / f"{n}.ipynb").exists()]
+
+Executed = tuple[Any, float]
+
+
+@pytest.fixture(scope="module")
+def executed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[str], Executed]]:
+    """``executed(name)`` → (the executed notebook, its wall time); each notebook runs once per session."""
+    cache: dict[str, Executed] = {}
+
+    def run(name: str) -> Executed:
+        if name in cache:
+            return cache[name]
+        root = tmp_path_factory.mktemp(name)
+        work = root / "notebooks"
+        shutil.copytree(NOTEBOOKS_DIR, work, ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
+        nb = read(work / f"{name}.ipynb")
+        server = SimProcess("--access-key", ACCESS_KEY, "--secret-key", SENTINEL, log=root / "sim.log").start()
+        try:
+            with pytest.MonkeyPatch.context() as mp:
+                mp.setenv("VOLCNB_ENDPOINT", server.url)
+                mp.setenv("VOLC_ACCESSKEY", ACCESS_KEY)
+                mp.setenv("VOLC_SECRETKEY", SENTINEL)
+                mp.setenv("VOLCNB_HOME", str(root / "volcnb-home"))
+                mp.setenv("HOME", str(root / "home"))
+                mp.delenv("VOLCNB_LOG", raising=False)
+                start = time.monotonic()
+                execute(nb, work, jupyter_path=root / "jupyter", timeout=240)
+                cache[name] = (nb, time.monotonic() - start)
+        finally:
+            server.stop()
+        return cache[name]
+
+    yield run
+
+
+def summary(nb: Any) -> dict[str, Any]:
+    """The value of the notebook's last code cell (``summary``), parsed."""
+    last = code_cells(nb)[-1]
+    assert last.source.strip().endswith("summary"), "the notebook does not end with its summary cell"
+    text = next(o.data["text/plain"] for o in last.outputs if o.output_type == "execute_result")
+    value = ast.literal_eval(text)
+    assert isinstance(value, dict)
+    return value
+
+
+def _common(nb: Any, name: str) -> None:
+    dump = json.dumps(nb, ensure_ascii=False)
+    assert SENTINEL not in dump, f"{name}: the secret key appears in an output or the saved widget state"
+    assert len(dump.encode()) < MAX_NOTEBOOK_BYTES, f"{name}: executed notebook is {len(dump.encode())} bytes"
+    errors = [(i, o.ename, o.evalue) for i, c in enumerate(nb.cells) if c.cell_type == "code"
+              for o in c.outputs if o.output_type == "error"]
+    assert not errors, f"{name}: cells errored: {errors}"
+    first = outputs_text(code_cells(nb)[0])
+    assert re.search(rf"backend: a volcnb simulator at http://127\.0\.0\.1:\d+; keys from environment "
+                     rf"\(VOLC_ACCESSKEY\), access key {ACCESS_KEY[:6]}…", first), \
+        f"{name}: the first cell does not say which backend is in use: {first!r}"
+
+
+def _check(executed: Callable[[str], Executed], name: str) -> tuple[Any, dict[str, Any]]:
+    if name not in PRESENT:
+        pytest.fail(f"notebooks/{name}.ipynb is missing")
+    nb, _seconds = executed(name)
+    _common(nb, name)
+    return nb, summary(nb)
+
+
+def test_01_quickstart(executed: Callable[[str], Executed]) -> None:
+    nb, s = _check(executed, "01_quickstart")
+    assert s["backend"] == "volcnb sim"
+    assert s["mask_size"] == (512, 600) and 0.05 < s["subject_share"] < 0.95, s
+    assert s["cutout_mode"] == "RGBA" and s["blocking_status"] == "done" and s["saved_files"] >= 1, s
+    assert s["script_exit"] == 0, s
+    state = widget_state(nb)
+    _i, run_cell = find_cell(nb, "await volcnb.run(")
+    assert cell_pictures(run_cell, state) >= 1, "the awaited run showed no picture"
+    _j, script = find_cell(nb, "subprocess.run(")
+    assert re.search(r"SegmentationResult saliency_seg task_id=\d+", outputs_text(script)), outputs_text(script)
+    _k, overlay = find_cell(nb, "res.overlay()")
+    assert cell_pictures(overlay, state) >= 1, "the contour overlay drew nothing"
