@@ -15,6 +15,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from . import _logging
+from ._backend import Backend, backend
 from ._exceptions import (
     APIError,
     ArgumentTypeError,
@@ -40,7 +41,6 @@ from ._exceptions import (
     VolcError,
     VolcnbWarning,
 )
-from ._backend import Backend, backend
 from ._many import map, resume, status, sweep
 from ._verbs import Client, Run, get_default_client, run, set_default_client, submit, use_simulator
 from .http.auth import VolcAuth

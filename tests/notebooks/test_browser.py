@@ -1,4 +1,4 @@
-"""The real thing: JupyterLab in headless Debian Chromium (Playwright) runs notebooks/01_saliency_seg.ipynb.
+"""The real thing: JupyterLab in headless Debian Chromium (Playwright) runs notebooks/01_quickstart.ipynb.
 
 Run All, then: every widget rendered (no "Loading widget"), the TaskView of the ``await volcnb.run(...)`` cell
 says done with a full progress bar, the result's picture is decoded and visible, the contour overlay is drawn,
@@ -28,7 +28,7 @@ from volcnb.sim import DEFAULT_SECRET_KEY
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(300)]
 
-NOTEBOOK = "01_saliency_seg.ipynb"
+NOTEBOOK = "01_quickstart.ipynb"
 CHROMIUM = os.environ.get("VOLCNB_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",

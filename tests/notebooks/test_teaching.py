@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import ast
 import json
-import pathlib
 import re
 import secrets
 import shutil
@@ -46,6 +45,7 @@ def executed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[str
         if name in cache:
             return cache[name]
         root = tmp_path_factory.mktemp(name)
+        (root / "home").mkdir()
         work = root / "notebooks"
         shutil.copytree(NOTEBOOKS_DIR, work, ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
         nb = read(work / f"{name}.ipynb")
@@ -112,3 +112,20 @@ def test_01_quickstart(executed: Callable[[str], Executed]) -> None:
     assert re.search(r"SegmentationResult saliency_seg task_id=\d+", outputs_text(script)), outputs_text(script)
     _k, overlay = find_cell(nb, "res.overlay()")
     assert cell_pictures(overlay, state) >= 1, "the contour overlay drew nothing"
+
+
+def test_02_segmentation(executed: Callable[[str], Executed]) -> None:
+    nb, s = _check(executed, "02_segmentation")
+    assert s["modes"] == {0: ["RGBA"], 1: ["L"], 2: ["RGB"], 3: ["RGBA"], 4: ["RGBA", "L"]}, s["modes"]
+    assert 0.05 < s["subject_share"] < 0.95 and s["contour_points"] >= 8, s
+    assert s["warnings"] == ["VolcnbWarning"], s
+    assert s["entities"] == 3, s
+    # the three drawn shapes, each found where it was drawn (within a few pixels)
+    drawn = [(60, 80, 240, 260), (300, 120, 460, 400), (500, 300, 600, 420)]
+    for box in drawn:
+        assert any(all(abs(a - b) <= 8 for a, b in zip(box, found, strict=True)) for found in s["entity_boxes"]), (box, s)
+    assert s["too_small_field"] == "image[0]", s
+    state = widget_state(nb)
+    for needle in ("volcnb.compare(", "res.overlay()", "show_segmentation(", "entities.overlay()"):
+        i, cell = find_cell(nb, needle)
+        assert cell_pictures(cell, state) >= 1, f"cell {i} ({needle}) drew nothing"
