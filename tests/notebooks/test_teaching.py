@@ -129,3 +129,14 @@ def test_02_segmentation(executed: Callable[[str], Executed]) -> None:
     for needle in ("volcnb.compare(", "res.overlay()", "show_segmentation(", "entities.overlay()"):
         i, cell = find_cell(nb, needle)
         assert cell_pictures(cell, state) >= 1, f"cell {i} ({needle}) drew nothing"
+
+
+def test_03_watermarks(executed: Callable[[str], Executed]) -> None:
+    nb, s = _check(executed, "03_watermarks")
+    assert s["task_id_kept"] and s["marked_differs"] and s["custom_differs_from_marked"], s
+    assert s["grid_panels"] == 8 and s["bad_field"] == "logo_info.position", s
+    assert s["links"] == 1 and s["linked_same_pixels"] and s["aigc_tagged"] is True, s
+    state = widget_state(nb)
+    for needle in ("volcnb.compare(", "compare_watermarks("):
+        i, cell = find_cell(nb, needle)
+        assert cell_pictures(cell, state) >= 1, f"cell {i} ({needle!r}) drew nothing"
