@@ -140,3 +140,17 @@ def test_03_watermarks(executed: Callable[[str], Executed]) -> None:
     for needle in ("volcnb.compare(", "compare_watermarks("):
         i, cell = find_cell(nb, needle)
         assert cell_pictures(cell, state) >= 1, f"cell {i} ({needle!r}) drew nothing"
+
+
+def test_04_portrait_keep_id(executed: Callable[[str], Executed]) -> None:
+    nb, s = _check(executed, "04_portrait_keep_id")
+    assert s["portrait_size"] == (768, 1024) and s["fast_size"] == (1000, 1000), s
+    assert s["sweep_done"] == {"done": 8} and s["sweep_labels"] == ["facestyle_switch", "seed", "style_switch"], s
+    assert s["refused_fields"] == {"face_switch without face_image": "face_image",
+                                   "style_image index past the pictures": "style_image",
+                                   "width above 1500": "width"}, s
+    assert s["hyper_warnings"] >= 1, s
+    state = widget_state(nb)
+    for needle in ("await volcnb.run(", "volcnb.compare(grid)"):
+        i, cell = find_cell(nb, needle)
+        assert cell_pictures(cell, state) >= 1, f"cell {i} ({needle!r}) drew nothing"

@@ -43,6 +43,20 @@ def _first_image(item: Any) -> Image.Image | None:
     raise TypeError(f"compare() takes Results, Tasks or PIL images, not {type(item).__name__}")
 
 
+LABEL_CHARS = 34
+"""A panel title longer than this breaks at its `` · `` separators (it would overlap the next panel)."""
+
+
+def _wrap(label: str) -> str:
+    lines: list[str] = []
+    for part in label.split(" · "):
+        if lines and len(lines[-1]) + 3 + len(part) <= LABEL_CHARS:
+            lines[-1] += " · " + part
+        else:
+            lines.append(part)
+    return "\n".join(lines)
+
+
 def _default_label(item: Any, i: int) -> str:
     key, tid = getattr(item, "req_key", None), getattr(item, "task_id", None)
     if key:
@@ -71,10 +85,12 @@ def compare(results: Sequence[Any] | Any, labels: Sequence[str] | None = None, *
         raise ValueError(f"{len(labels)} labels for {len(items)} results")
     images = [_first_image(it) for it in items]
     names = list(labels) if labels is not None else [_default_label(it, i) for i, it in enumerate(items)]
+    names = [_wrap(n) for n in names]
     cols = max(1, min(ncols or min(len(items), 4), len(items)))
     rows = (len(items) + cols - 1) // cols
     aspect = max((im.height / im.width for im in images if im is not None), default=1.0)
-    fig = new_figure((cols * PANEL_INCHES, rows * (PANEL_INCHES * aspect + 0.4)), layout="constrained")
+    title = 0.2 + 0.2 * max(n.count("\n") + 1 for n in names)
+    fig = new_figure((cols * PANEL_INCHES, rows * (PANEL_INCHES * aspect + title)), layout="constrained")
     grid = np.atleast_1d(fig.subplots(rows, cols, squeeze=False)).ravel()
     family = cjk_family()
     for ax, im, name in itertools.zip_longest(grid, images, names):
