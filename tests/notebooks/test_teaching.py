@@ -154,3 +154,17 @@ def test_04_portrait_keep_id(executed: Callable[[str], Executed]) -> None:
     for needle in ("await volcnb.run(", "volcnb.compare(grid)"):
         i, cell = find_cell(nb, needle)
         assert cell_pictures(cell, state) >= 1, f"cell {i} ({needle!r}) drew nothing"
+
+
+def test_07_batch_and_resume(executed: Callable[[str], Executed]) -> None:
+    nb, s = _check(executed, "07_batch_and_resume")
+    assert 10 <= s["killed_with_ids"] < 24, s
+    # resume() finished every recorded task that was not done yet, and submitted none
+    assert s["done_at_kill"] + s["resumed_done"] == s["killed_with_ids"], s
+    # the re-run submits only what the killed script never reached; the next one nothing at all
+    assert s["first_rerun_new"] <= 24 - s["killed_with_ids"] + s["possibly_created"], s
+    assert s["second_rerun_new"] == 0, s
+    assert s["done"] + s["possibly_created"] == 24 and s["possibly_created"] <= 1, s
+    assert s["results"] == 24 or s["possibly_created"], s
+    i, cell = find_cell(nb, "volcnb.compare(results")
+    assert cell_pictures(cell, widget_state(nb)) >= 1, f"cell {i} drew nothing"
