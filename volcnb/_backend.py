@@ -15,7 +15,6 @@ import httpx
 
 from ._verbs import get_default_client, is_volcnb_sim
 from .http.api import ApiClient
-from .sim import DEFAULT_ACCESS_KEY
 
 __all__ = ["Backend", "backend"]
 
@@ -62,6 +61,19 @@ class Backend:
             raise ValueError(f"the simulator refused the configuration: {reply.json().get('error', reply.text)}")
         return True
 
+    def stats(self) -> dict[str, Any] | None:
+        """A simulator's counters (submits, polls, rejections by code, …); ``None`` on the real service."""
+        if not self.is_simulator:
+            return None
+        sim = self.client.simulator
+        if sim is not None:
+            found: dict[str, Any] = sim.stats()
+            return found
+        reply = httpx.get(self.url.rstrip("/") + "/sim/stats", timeout=10.0)
+        reply.raise_for_status()
+        counted: dict[str, Any] = reply.json()
+        return counted
+
     def skip(self, why: str) -> bool:
         """In a simulator-only cell: ``if volcnb.backend().skip("needs fault knobs"): ...``. Prints why and
         returns True on the real service; returns False (run the cell) on a simulator."""
@@ -72,6 +84,8 @@ class Backend:
 
 
 def _hint(access_key: str) -> str:
+    from .sim import DEFAULT_ACCESS_KEY  # lazily: `import volcnb` stays free of the server stack
+
     return access_key if access_key == DEFAULT_ACCESS_KEY else access_key[:6] + "…"
 
 

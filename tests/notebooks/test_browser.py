@@ -129,7 +129,7 @@ def test_jupyterlab_runs_the_notebook_and_renders_the_task_view(tmp_path: pathli
     nb = read(nb_file)
     run_i, _ = find_cell(nb, "await volcnb.run(")
     overlay_i, _ = find_cell(nb, "res.overlay()")
-    marks_i, _ = find_cell(nb, "compare_watermarks(")
+    marks_i, _ = find_cell(nb, "task.result(")
     last_i = max(i for i, c in enumerate(nb.cells) if c.cell_type == "code")
 
     root, env, args = _prepare(tmp_path)
@@ -139,7 +139,7 @@ def test_jupyterlab_runs_the_notebook_and_renders_the_task_view(tmp_path: pathli
     SHOT_DIR.mkdir(parents=True, exist_ok=True)
     shot = SHOT_DIR / "jupyterlab-saliency.png"
     shot_overlay = SHOT_DIR / "jupyterlab-saliency-overlay.png"
-    shot_marks = SHOT_DIR / "jupyterlab-saliency-watermarks.png"
+    shot_marks = SHOT_DIR / "jupyterlab-saliency-blocking.png"
     console: list[str] = []
 
     with open(log, "wb") as log_fh:
@@ -205,8 +205,8 @@ def _drive(page: Any, expect: Any, base: str, run_i: int, overlay_i: int, marks_
     cells = page.locator(".jp-NotebookPanel .jp-Notebook .jp-Cell")
     first_code = page.locator(".jp-NotebookPanel .jp-CodeCell .jp-InputPrompt").first
     expect(first_code).not_to_have_text(re.compile(r"\[\s*\]"), timeout=15_000)  # Run All started
-    # The last cell prints the caught ValidationError: everything before it has run by then.
-    expect(cells.nth(last_i).locator(".jp-OutputArea-output")).to_contain_text("ValidationError",
+    # The last cell shows the summary dict: everything before it has run by then.
+    expect(cells.nth(last_i).locator(".jp-OutputArea-output")).to_contain_text("script_exit",
                                                                                timeout=RUN_TIMEOUT_MS)
     page.wait_for_selector(".jp-NotebookPanel .jp-Notebook-ExecutionIndicator[data-status='idle']")
     prompts = cells.locator(".jp-InputPrompt").all_inner_texts()

@@ -168,3 +168,19 @@ def test_07_batch_and_resume(executed: Callable[[str], Executed]) -> None:
     assert s["results"] == 24 or s["possibly_created"], s
     i, cell = find_cell(nb, "volcnb.compare(results")
     assert cell_pictures(cell, widget_state(nb)) >= 1, f"cell {i} drew nothing"
+
+
+def test_08_errors_and_retries(executed: Callable[[str], Executed]) -> None:
+    _nb, s = _check(executed, "08_errors_and_retries")
+    assert s["text risk"] == ["ContentRiskError", 50412, False], s
+    assert s["output risk"] == ["ContentRiskError", 50511, False], s
+    assert s["paced_done"] == 12 and s["survived_500s"] is True, s
+    assert s["burst without retries"][0] in ("RateLimitError", "ConcurrencyLimitError"), s
+    assert s["burst without retries"][1] in (50429, 50430) and s["burst without retries"][2] is True, s
+    assert s["answer lost after the submit"][0] in ("SubmitUncertainError", "PossiblyCreatedError"), s
+    assert s["answer lost after the submit"][2] is False, s
+    assert s["wait of 1 s"][0] == "TaskTimeoutError" and s["attached_status"] == "done", s
+    assert s["fetched after its lifetime"][0] == "TaskExpiredError", s
+    assert s["wrong type"] == ["ValidationError", "refine_mask", False], s
+    assert s["value out of range"] == ["ValidationError", "only_mask", False], s
+    assert s["prompt too long"] == ["ValidationError", "prompt", False], s

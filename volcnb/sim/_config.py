@@ -6,7 +6,7 @@ Nothing is applied unless the whole document is valid; each problem is a ``Value
     {"faults": {kind: rate 0–1, "slow_seconds": s ≥ 0, "actions": [names] | null},
      "plan": {action: [kinds]}, "service_times": {req_key: median | [median, sigma]},
      "queue_time": s, "quotas": {"submit_qps": > 0, "max_unfinished": int ≥ 0, "get_result_qps": > 0},
-     "max_video_bytes": int > 0}
+     "max_video_bytes": int > 0, "task_ttl": s > 0 (a task answers ``expired`` this long after its submit)}
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from ._model import Faults, ServiceTime
 
 __all__ = ["apply_config", "check_config"]
 
-_TOP = ("faults", "plan", "service_times", "queue_time", "quotas", "max_video_bytes")
+_TOP = ("faults", "plan", "service_times", "queue_time", "quotas", "max_video_bytes", "task_ttl")
 
 
 def _number(value: Any, name: str, *, low: float = 0.0, high: float = math.inf, strict_low: bool = False) -> float:
@@ -118,6 +118,8 @@ def check_config(conf: Any) -> dict[str, Any]:
     out["quotas"] = _quotas(doc.get("quotas") or {})
     if "max_video_bytes" in doc:
         out["max_video_bytes"] = _integer(doc["max_video_bytes"], "max_video_bytes", low=1)
+    if "task_ttl" in doc:
+        out["task_ttl"] = _number(doc["task_ttl"], "task_ttl", high=30 * 86400.0, strict_low=True)
     return out
 
 
@@ -136,3 +138,5 @@ def apply_config(sim: Engine, conf: Any) -> None:
         setattr(sim.quotas, key, value)
     if "max_video_bytes" in checked:
         sim.max_video_bytes = checked["max_video_bytes"]
+    if "task_ttl" in checked:
+        sim.ttl = checked["task_ttl"]
