@@ -184,3 +184,12 @@ def test_08_errors_and_retries(executed: Callable[[str], Executed]) -> None:
     assert s["wrong type"] == ["ValidationError", "refine_mask", False], s
     assert s["value out of range"] == ["ValidationError", "only_mask", False], s
     assert s["prompt too long"] == ["ValidationError", "prompt", False], s
+
+
+def test_all_eight_present_and_under_5_minutes(executed: Callable[[str], Executed]) -> None:
+    """Last in this module: every teaching notebook exists, and all eight executions took < 5 minutes."""
+    missing = [n for n in TEACHING if n not in PRESENT]
+    assert not missing, f"teaching notebooks missing: {missing}"
+    seconds = {n: round(executed(n)[1], 1) for n in TEACHING}
+    print(f"\nnotebook wall times (s): {seconds}, total {sum(seconds.values()):.0f} s")
+    assert sum(seconds.values()) < ALL_EIGHT_SECONDS, seconds
