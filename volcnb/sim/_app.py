@@ -208,6 +208,14 @@ async def _read_body(request: Request, cap: int, code: int | str, timeout: float
         chunks.append(chunk)
 
 
+async def _body(sim: Engine, request: Request, action: Action) -> tuple[bytes, Any, str | None, Reject | None]:
+    """``(body, form, hash, parse error)``: a multipart upload is parsed as it streams, anything else read."""
+    if action.streamed:
+        form, digest, malformed = await _spool_form(request, action.cap(sim), sim.body_timeout)
+        return b"", form, digest, malformed
+    return await _read_body(request, action.cap(sim), 50213, sim.body_timeout), None, None, None
+
+
 async def _dispatch(sim: Engine, request: Request, fault: object) -> Response:
     name = request.query_params.get("Action", "")
     version = request.query_params.get("Version", "")
@@ -224,12 +232,7 @@ async def _dispatch(sim: Engine, request: Request, fault: object) -> Response:
             raise Reject("InvalidActionOrVersion", f"Could not find operation {name!r} for version {version!r}",
                          http=404)
         claim = check_headers(list(request.headers.items()), service, sim.keys, sim.clock(), sim.max_clock_skew)
-        form, digest, malformed = None, None, None
-        if action.streamed:
-            body = b""
-            form, digest, malformed = await _spool_form(request, action.cap(sim), sim.body_timeout)
-        else:
-            body = await _read_body(request, action.cap(sim), 50213, sim.body_timeout)
+        body, form, digest, malformed = await _body(sim, request, action)
         if fault == "http_500":
             return PlainTextResponse("<html><body><h1>500 Internal Server Error</h1></body></html>", 500)
         incoming = Incoming(method=request.method, path=request.url.path,
@@ -271,6 +274,29 @@ async def _dispatch(sim: Engine, request: Request, fault: object) -> Response:
                  headers)
 
 
+def _iva_tasks(sim: Engine) -> Callable[[Request], Awaitable[Response]]:
+    """``POST /sim/iva/tasks``: an IVA async task, as the console would create it."""
+
+    async def iva_tasks(request: Request) -> Response:
+        try:
+            body = await _read_body(request, 64 * 1024, "RequestEntityTooLarge", sim.body_timeout)
+            doc = loads_bounded(body or b"{}", "the IVA task")
+            if not isinstance(doc, dict) or set(doc) - {"TaskID", "CallbackURL"}:
+                raise ValueError("the IVA task is a JSON object with optional TaskID and CallbackURL")
+            task_id, url = doc.get("TaskID"), doc.get("CallbackURL")
+            if task_id is not None and (not isinstance(task_id, str) or not task_id or len(task_id) > 256):
+                raise ValueError("TaskID must be a non-empty string of at most 256 characters")
+            check_url(url, "CallbackURL")
+        except ValueError as exc:
+            return JSONResponse({"error": str(exc)}, 400)
+        except Reject as r:
+            return JSONResponse({"error": r.message}, r.http)
+        tid = sim.iva.create_task(task_id, url)
+        return JSONResponse({"TaskID": tid, "CallbackURL": sim.iva.callbacks.get(tid, sim.iva.callback)})
+
+    return iva_tasks
+
+
 def create_app(sim: Engine) -> ASGIApp:
     """Build the ASGI app for ``sim`` (Starlette routes wrapped in the fault layer)."""
 
@@ -303,23 +329,6 @@ def create_app(sim: Engine) -> ASGIApp:
             return JSONResponse({"error": r.message}, r.http)
         return JSONResponse({"ok": True})
 
-    async def iva_tasks(request: Request) -> Response:
-        try:
-            body = await _read_body(request, 64 * 1024, "RequestEntityTooLarge", sim.body_timeout)
-            doc = loads_bounded(body or b"{}", "the IVA task")
-            if not isinstance(doc, dict) or set(doc) - {"TaskID", "CallbackURL"}:
-                raise ValueError("the IVA task is a JSON object with optional TaskID and CallbackURL")
-            task_id, url = doc.get("TaskID"), doc.get("CallbackURL")
-            if task_id is not None and (not isinstance(task_id, str) or not task_id or len(task_id) > 256):
-                raise ValueError("TaskID must be a non-empty string of at most 256 characters")
-            check_url(url, "CallbackURL")
-        except ValueError as exc:
-            return JSONResponse({"error": str(exc)}, 400)
-        except Reject as r:
-            return JSONResponse({"error": r.message}, r.http)
-        tid = sim.iva.create_task(task_id, url)
-        return JSONResponse({"TaskID": tid, "CallbackURL": sim.iva.callbacks.get(tid, sim.iva.callback)})
-
     async def health(request: Request) -> Response:
         return JSONResponse({"ok": True, "simulator": "volcnb"})
 
@@ -328,7 +337,7 @@ def create_app(sim: Engine) -> ASGIApp:
         Route("/sim/files/{token}", files, methods=["GET"]),
         Route("/sim/stats", stats, methods=["GET"]),
         Route("/sim/config", config, methods=["POST"]),
-        Route("/sim/iva/tasks", iva_tasks, methods=["POST"]),
+        Route("/sim/iva/tasks", _iva_tasks(sim), methods=["POST"]),
         Route("/sim/health", health, methods=["GET"]),
     ])
     return FaultLayer(app, sim)

@@ -20,6 +20,8 @@ import heapq
 import io
 import json
 import logging
+import os
+import pathlib
 import struct
 import threading
 import time
@@ -34,7 +36,7 @@ from PIL import Image
 
 from ..protocol.images import sniff_video
 
-__all__ = ["CallbackSender", "Delivery", "analyse_image", "analyse_video", "callback_body"]
+__all__ = ["CallbackSender", "Delivery", "analyse_image", "analyse_video", "callback_body", "write_sample_video"]
 
 log = logging.getLogger("volcnb.sim")
 
@@ -118,6 +120,28 @@ def _moov(data: bytes) -> dict[str, Any]:
         elif kind == b"trak":
             out["Tracks"] += 1
         pos += length
+    return out
+
+
+def write_sample_video(path: str | os.PathLike[str], size: int = 1 << 20, *, seconds: float = 12.0,
+                       tracks: int = 2) -> pathlib.Path:
+    """Write an MP4 container of ``size`` bytes (``ftyp``, ``moov`` with ``mvhd`` and ``tracks`` empty tracks,
+    then a zero-filled ``mdat``, sparse on disk): a video as far as any sniffer or box walker can tell, for
+    notebooks, tests and benchmarks. Nothing plays: there are no samples."""
+    ftyp = struct.pack(">I4s4sI8s", 24, b"ftyp", b"isom", 0x200, b"isommp42")
+    mvhd_body = struct.pack(">B3xIIII", 0, 0, 0, 1000, int(seconds * 1000)) + b"\x00\x01\x00\x00\x01\x00" + b"\0" * 10
+    mvhd_body += struct.pack(">9I", 0x10000, 0, 0, 0, 0x10000, 0, 0, 0, 0x40000000) + b"\0" * 24
+    mvhd_body += struct.pack(">I", tracks + 1)
+    mvhd = struct.pack(">I4s", 8 + len(mvhd_body), b"mvhd") + mvhd_body
+    trak = struct.pack(">I4s", 8, b"trak") * tracks
+    moov = struct.pack(">I4s", 8 + len(mvhd) + len(trak), b"moov") + mvhd + trak
+    head = ftyp + moov
+    if size < len(head) + 8:
+        raise ValueError(f"a sample video needs at least {len(head) + 8} bytes")
+    out = pathlib.Path(path)
+    with out.open("wb") as fh:
+        fh.write(head + struct.pack(">I4s", size - len(head), b"mdat"))
+        fh.truncate(size)
     return out
 
 
