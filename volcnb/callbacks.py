@@ -214,8 +214,8 @@ class Receiver:
             self._note("malformed", error=detail[:200])
             log.warning("volcnb: a malformed callback was refused (400): %s", detail[:200])
             return 400, {"error": detail}
-        outcome = deliver(obj)
-        self._note(outcome, DataID=obj["DataID"], status=obj["Status"], TaskID=obj["TaskID"])
+        outcome = deliver(obj, lambda o: self._note(o, DataID=obj["DataID"], status=obj["Status"],
+                                                    TaskID=obj["TaskID"]))
         if outcome == "unknown":
             log.warning("volcnb: a callback for unknown %s %s (IVA TaskID %s) was ignored", obj["DataType"],
                         obj["DataID"][:80], obj["TaskID"][:80])

@@ -202,7 +202,13 @@ class Upload:
     # --- resolution (any thread) ---------------------------------------------------------------------------
 
     def resolve(self, body: Mapping[str, Any]) -> bool:
-        """Settle from a callback body; False if it was settled already (a repeated callback)."""
+        """Settle from a callback body and wake whoever waits; False if it was settled already."""
+        if not self._settle(body):
+            return False
+        self._wake()
+        return True
+
+    def _settle(self, body: Mapping[str, Any]) -> bool:
         with self._lock:
             if self._done.is_set():
                 return False
@@ -216,6 +222,10 @@ class Upload:
                                             task_id=self.item_id)
             self.finished_at = time.monotonic()
             self._done.set()
+        return True
+
+    def _wake(self) -> None:
+        with self._lock:
             waiters, self._waiters = self._waiters, []
         for loop, fut in waiters:
             _call_on(loop, _settle, fut)
@@ -223,7 +233,6 @@ class Upload:
             self._loop.call_soon_threadsafe(self._notify)
         else:
             self._notify()
-        return True
 
     def _notify(self) -> None:
         for listener in list(self._listeners):
@@ -264,6 +273,9 @@ def receiver_active() -> bool:
     return _receivers > 0
 
 
+Outcome = Literal["matched", "repeated", "unknown"]
+
+
 def register(up: Upload) -> None:
     """Make ``up`` findable by its id; settle it now if its callback came first."""
     with _lock:
@@ -273,9 +285,12 @@ def register(up: Upload) -> None:
         up.resolve(early[1])
 
 
-def deliver(body: Mapping[str, Any]) -> Literal["matched", "repeated", "unknown"]:
-    """Hand a checked callback body to its upload: ``matched``, ``repeated`` (settled before) or ``unknown``."""
+def deliver(body: Mapping[str, Any], noted: Callable[[Outcome], None] | None = None) -> Outcome:
+    """Hand a checked callback body to its upload: ``matched``, ``repeated`` (settled before) or ``unknown``.
+
+    ``noted(outcome)`` is called before anyone waiting is woken (a receiver's counters are then up to date)."""
     item = str(body["DataID"])
+    note = noted or (lambda _outcome: None)
     with _lock:
         up = _handles.get(item)
         if up is None:
@@ -283,8 +298,14 @@ def deliver(body: Mapping[str, Any]) -> Literal["matched", "repeated", "unknown"
             _early[item] = (now, dict(body))
             while _early and (len(_early) > EARLY_KEEP or next(iter(_early.values()))[0] < now - EARLY_SECONDS):
                 _early.popitem(last=False)
+            note("unknown")
             return "unknown"
-    return "matched" if up.resolve(body) else "repeated"
+    if not up._settle(body):
+        note("repeated")
+        return "repeated"
+    note("matched")
+    up._wake()
+    return "matched"
 
 
 class Uploads(IvaUploads):
