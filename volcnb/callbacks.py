@@ -210,7 +210,8 @@ class Receiver:
         try:
             obj = check_callback(json.loads(body))
         except (ValueError, RecursionError) as exc:
-            detail = str(exc) if not isinstance(exc, json.JSONDecodeError) else f"not JSON ({exc.msg})"
+            detail = (f"not JSON ({exc.msg})" if isinstance(exc, json.JSONDecodeError)
+                      else "not JSON (nested too deeply)" if isinstance(exc, RecursionError) else str(exc))
             self._note("malformed", error=detail[:200])
             log.warning("volcnb: a malformed callback was refused (400): %s", detail[:200])
             return 400, {"error": detail}
