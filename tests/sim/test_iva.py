@@ -177,9 +177,12 @@ async def test_volcnb_sim_iva_callback_and_task_id_flags(tmp_path: Path) -> None
             up = await client.iva.add_video("cli-task", write_sample_video(tmp_path / "v.mp4", 1 << 20),
                                             display=False)
             assert (await up.wait(timeout=30))["Container"] == "video/mp4"
+            jpeg = io.BytesIO()
+            Image.open(io.BytesIO(photo())).save(jpeg, "JPEG")  # a fresh process knows every Pillow format
+            assert (await (await client.iva.add_image("cli-task", jpeg.getvalue(), display=False)))["Format"] == "JPEG"
             with pytest.raises(volcnb.InvalidArgumentError, match="does not exist"):
                 await client.iva.add_video("other-task", tmp_path / "v.mp4", display=False)
             await client.aclose()
-        assert cb.counts == {"matched": 1}
+        assert cb.counts == {"matched": 2}
         log = (tmp_path / "sim.log").read_text()
         assert cb.url.split("token=")[1] not in log and "Traceback" not in log

@@ -152,7 +152,7 @@ async def test_uploads_render_in_the_task_views(cb: volcnb.callbacks.Receiver) -
     await asyncio.sleep(0.05)  # the views are told on the loop the upload was made on
     assert "done" in view.chip.value and view.bar.bar_style == "success"
     assert "callback received" in task_line(up) and "iva image id-view.bin" in task_line(up)
-    assert "1/2 done" in batch.text() and "1 uploaded" in batch.text()
+    assert "1/2 done · 1 uploaded · 1 callback ·" in batch.text(), batch.text()
     assert "iva TaskID <code>t</code>" in task_html(up)
 
 
