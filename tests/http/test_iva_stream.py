@@ -153,7 +153,7 @@ RSS_CHILD = textwrap.dedent("""
 
 @pytest.mark.slow
 def test_a_large_video_upload_keeps_the_uploading_process_small(tmp_path: Path) -> None:
-    size = 96 * 1024 * 1024
+    size = 200 * 1024 * 1024  # the issue's video
     video = write_sample_video(tmp_path / "big.mp4", size)
     warm = write_sample_video(tmp_path / "warm.mp4", CHUNK)
     with SimProcess(log=tmp_path / "sim.log") as server:
@@ -162,5 +162,7 @@ def test_a_large_video_upload_keeps_the_uploading_process_small(tmp_path: Path) 
     assert out.returncode == 0, out.stderr[-2000:]
     figures = json.loads(out.stdout.strip().splitlines()[-1])
     growth_mb = (figures["after_kib"] - figures["before_kib"]) / 1024
+    print(f"peak RSS {figures['before_kib'] / 1024:.1f} -> {figures['after_kib'] / 1024:.1f} MB")
     assert len(figures["video_id"]) == 36
     assert growth_mb < 24, f"peak RSS grew {growth_mb:.1f} MB for a {size >> 20} MB video ({figures})"
+    assert figures["after_kib"] / 1024 < 100, f"peak RSS {figures['after_kib'] / 1024:.1f} MB ({figures})"
