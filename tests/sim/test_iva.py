@@ -13,9 +13,12 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 import volcnb
@@ -186,3 +189,34 @@ async def test_volcnb_sim_iva_callback_and_task_id_flags(tmp_path: Path) -> None
         assert cb.counts == {"matched": 2}
         log = (tmp_path / "sim.log").read_text()
         assert cb.url.split("token=")[1] not in log and "Traceback" not in log
+
+
+_value = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False)
+                      | st.text(max_size=12)
+                      | st.sampled_from(["http://127.0.0.1:9/cb", "https://x", "ftp://x", ""]),
+                      lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner,
+                                                                                  max_size=3), max_leaves=8)
+_iva_doc = st.dictionaries(st.sampled_from(["iva_callback", "iva_callbacks", "iva_task_ids", "iva_service_time",
+                                            "TaskID", "CallbackURL", "other"]), _value, max_size=4)
+
+
+@pytest.fixture(scope="module")
+def fuzz_server() -> Iterator[tuple[Simulator, httpx.Client]]:
+    sim = Simulator()
+    with SimServer(sim) as server, httpx.Client(base_url=server.url) as http:
+        yield sim, http
+    sim.close()
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(doc=_iva_doc, route=st.sampled_from(["/sim/config", "/sim/iva/tasks"]))
+def test_a_fuzz_of_iva_configuration_documents_is_answered_never_with_a_5xx(
+        fuzz_server: tuple[Simulator, httpx.Client], doc: dict[str, Any], route: str) -> None:
+    sim, http = fuzz_server
+    before = sim.iva.service_time
+    reply = http.post(route, json=doc)
+    assert reply.status_code in (200, 400), (reply.status_code, reply.text[:200])
+    if route == "/sim/config":  # applied as a whole, and only when valid
+        expected = doc["iva_service_time"] if reply.status_code == 200 and "iva_service_time" in doc else before
+        assert sim.iva.service_time == expected
+    assert http.get("/sim/health").json()["ok"] is True
