@@ -134,16 +134,21 @@ def test_a_file_changed_after_signing_is_refused(tmp_path: Path) -> None:
 
 
 RSS_CHILD = textwrap.dedent("""
-    import asyncio, json, resource, sys
+    import asyncio, json, sys
     import volcnb
     from volcnb.sim import DEFAULT_ACCESS_KEY, DEFAULT_SECRET_KEY
+
+    def peak_kib():
+        # VmHWM: this program's own high-water mark (ru_maxrss would carry the forking parent's across exec)
+        with open("/proc/self/status") as fh:
+            return next(int(line.split()[1]) for line in fh if line.startswith("VmHWM:"))
 
     async def main(url, warm, video):
         client = volcnb.Client(DEFAULT_ACCESS_KEY, DEFAULT_SECRET_KEY, endpoint=url, timeout=120)
         await client.iva.add_video("rss-task", warm, display=False)   # imports, pools, the first connection
-        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        before = peak_kib()
         up = await client.iva.add_video("rss-task", video, display=False)
-        after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        after = peak_kib()
         await client.aclose()
         print(json.dumps({"before_kib": before, "after_kib": after, "video_id": up.video_id}))
 
