@@ -14,7 +14,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from . import _logging
+from . import _logging, callbacks
 from ._backend import Backend, backend
 from ._exceptions import (
     APIError,
@@ -54,6 +54,7 @@ from .results import Result, SegmentationResult
 from .tasks import AdaptivePoller, BackoffPoller, FixedPoller, Task
 from .tasks.batch import Batch, BatchItem
 from .tasks.journal import Journal
+from .tasks.upload import Upload, Uploads
 
 __version__ = "0.1.0"
 
@@ -71,6 +72,7 @@ __all__ = [
     "Batch",
     "BatchItem",
     "BatchView",
+    "callbacks",
     "CAPABILITIES",
     "Capability",
     "Client",
@@ -120,6 +122,8 @@ __all__ = [
     "TaskTimeoutError",
     "TaskView",
     "TransportError",
+    "Upload",
+    "Uploads",
     "use_simulator",
     "ValidationError",
     "VolcAuth",

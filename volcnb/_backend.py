@@ -47,7 +47,8 @@ class Backend:
 
     def configure(self, **settings: Any) -> bool:
         """Set simulator knobs (``service_times={...}``, ``faults={...}``, ``plan={...}``, ``quotas={...}``,
-        ``queue_time``): the ``/sim/config`` document. Returns False, changing nothing, on the real service."""
+        ``queue_time``, ``iva_callbacks={TaskID: url}``, ``iva_callback``, ``iva_task_ids``, ``iva_service_time``):
+        the ``/sim/config`` document. Returns False, changing nothing, on the real service."""
         if not self.is_simulator:
             return False
         sim = self.client.simulator

@@ -28,6 +28,7 @@ from .tasks import ports
 from .tasks.arguments import OnTimeout, check_client, check_deadline, check_poller, check_wait
 from .tasks.polling import Poller
 from .tasks.task import DEFAULT_DEADLINE, Task, fetch_options, poller_for, set_poller
+from .tasks.upload import Uploads
 
 __all__ = ["ENDPOINT_VARIABLE", "Client", "Run", "client_for", "get_default_client", "run", "set_default_client", "submit",
            "use_simulator"]
@@ -74,6 +75,8 @@ class Client(ApiClient):
                          iva_endpoint=iva_endpoint, transport=transport, timeout=timeout,
                          connect_timeout=connect_timeout, max_retries=max_retries, retry=retry,
                          keepalive_expiry=keepalive_expiry, pacer=pacer)
+        self.iva: Uploads = Uploads(self)
+        """IVA uploads: ``up = await client.iva.add_image(iva_task_id, "a.jpg")`` → an :class:`~volcnb.Upload`."""
         if poller is not None:
             set_poller(self, poller)
 

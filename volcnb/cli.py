@@ -8,6 +8,7 @@
     volcnb attach REQ_KEY TASK_ID --out DIR                   # come back to one task
     volcnb capabilities [REQ_KEY]                             # the catalog: parameters, defaults, ranges
     volcnb sim --port 8000 [--access-key AK --secret-key SK] [--db PATH] [--service-time KEY=MEDIAN[:SIGMA]]
+               [--iva-callback URL] [--iva-task-id ID ...]               # IVA callbacks, accepted TaskIDs
 """
 
 from __future__ import annotations
@@ -69,6 +70,16 @@ def _sim_parser(sub: Any) -> None:
     s.add_argument("--seed", type=int, default=None, help="seed of its random choices (service times, faults)")
     s.add_argument("--processes", type=int, default=0, metavar="N",
                    help="compute outputs in N worker processes (default 0: threads; N>0 uses N cores)")
+    s.add_argument("--iva-callback", default=None, type=_callback_url, metavar="URL",
+                   help="POST every IVA item's callback here (per TaskID: /sim/config iva_callbacks)")
+    s.add_argument("--iva-task-id", action="append", default=None, metavar="ID",
+                   help="accept only these IVA TaskIDs (repeatable; default: any)")
+
+
+def _callback_url(value: str) -> str:
+    if not value.startswith(("http://", "https://")):
+        raise argparse.ArgumentTypeError(f"--iva-callback must be an http(s) URL, got {value!r}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -176,7 +187,8 @@ def _sim(args: argparse.Namespace) -> int:
         quotas.max_unfinished = args.max_unfinished
     sim = Simulator(keys=keys, db=args.db, queue_time=args.queue_time, quotas=quotas, seed=args.seed,
                     service_times={k: ServiceTime(m, s) for k, m, s in args.service_time},
-                    processes=max(0, args.processes))
+                    processes=max(0, args.processes), iva_task_ids=args.iva_task_id,
+                    iva_callback=args.iva_callback)
     print(f"volcnb simulator on http://{args.host}:{args.port}  access keys: {', '.join(sorted(keys))}"
           f"{'  db: ' + args.db if args.db else '  (tasks in memory)'}", flush=True)
     serve(sim, host=args.host, port=args.port)

@@ -498,7 +498,8 @@ async def test_https_endpoints_by_default() -> None:
     assert client.cv_url == "https://visual.volcengineapi.com"
     assert client.iva_url == "https://open.volcengineapi.com"
     await client.get_result("saliency_seg", "1")
-    assert await client.iva.add_image("task-1", "https://example.com/a.jpg") == "i-1"
+    up = await client.iva.add_image("task-1", "https://example.com/a.jpg")
+    assert (up.image_id, up.video_id, up.status, up.iva_task_id) == ("i-1", None, "uploaded", "task-1")
     cv, iva = seen
     assert (cv.url.scheme, cv.url.host, cv.url.path) == ("https", "visual.volcengineapi.com", "/")
     assert dict(cv.url.params) == {"Action": "CVSync2AsyncGetResult", "Version": "2022-08-31"}
@@ -554,8 +555,8 @@ async def test_two_clients_with_different_keys_coexist() -> None:
 async def test_iva_upload_through_the_client(sim: Simulator, client: Client) -> None:
     buf = io.BytesIO()
     image().save(buf, "PNG")
-    image_id = await client.iva.add_image("iva-task-1", buf.getvalue(), name="a.png")
-    assert len(image_id) == 36 and sim.counters.uploads == 1
+    up = await client.iva.add_image("iva-task-1", buf.getvalue(), name="a.png")
+    assert len(up.image_id or "") == 36 and up.name == "a.png" and sim.counters.uploads == 1
     with pytest.raises(ValidationError) as refused:  # not a picture at all: refused before sending
         await client.iva.add_image("iva-task-1", b"not an image", name="a.png")
     assert refused.value.field == "ImageFile" and sim.counters.uploads == 1

@@ -156,6 +156,24 @@ def test_04_portrait_keep_id(executed: Callable[[str], Executed]) -> None:
         assert cell_pictures(cell, state) >= 1, f"cell {i} ({needle!r}) drew nothing"
 
 
+def test_06_iva_upload(executed: Callable[[str], Executed]) -> None:
+    nb, s = _check(executed, "06_iva_upload")
+    # a callback arrived for every uploaded item and resolved its handle
+    assert s["uploads"] == 3 and s["statuses"] == ["done"] * 3 and s["callbacks_matched"] == 3, s
+    assert s["image_size"] == [512, 600] and s["url_image_size"] == [480, 320], s
+    assert s["video"] == ["video/mp4", 64 * 1024 * 1024, 30.0] and s["rss_growth_mb_under_20"] is True, s
+    assert s["unknown_id"] == [200, "unknown"] and s["malformed"] == [400, 400], s
+    assert s["refused_fields"] == {"empty TaskID": "TaskID", "an empty Name": "name", "not a picture": "ImageFile",
+                                   "not a video": "VideoFile"}, s
+    assert s["scoped_video"] == "video/mp4", s
+    _i, cell = find_cell(nb, "httpx.post(cb.url")
+    text = outputs_text(cell)
+    assert "'outcome': 'unknown'" in text and "not JSON" in text and "Status must be" in text, text
+    assert "unknown 1" in text and "token=***" in text, text
+    _j, views = find_cell(nb, "volcnb.BatchView(ups)")
+    assert "3/3 done · 3 callbacks" in outputs_text(views), outputs_text(views)
+
+
 def test_07_batch_and_resume(executed: Callable[[str], Executed]) -> None:
     nb, s = _check(executed, "07_batch_and_resume")
     assert 10 <= s["killed_with_ids"] < 24, s

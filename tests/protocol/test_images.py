@@ -356,8 +356,9 @@ def test_iva_path_bytes_and_pil(tmp_path: pathlib.Path) -> None:
     data = encoded(noisy(64, 64), "PNG")
     path = tmp_path / "pic.png"
     path.write_bytes(data)
-    assert iva_payload(path, None, kind="image") == ("pic.png", None, ("pic.png", data, "image/png"))
-    assert iva_payload(str(path), "named", kind="image") == ("named", None, ("pic.png", data, "image/png"))
+    # a path stays a path: the upload streams it from disk
+    assert iva_payload(path, None, kind="image") == ("pic.png", None, ("pic.png", path, "image/png"))
+    assert iva_payload(str(path), "named", kind="image") == ("named", None, ("pic.png", path, "image/png"))
     jpg = encoded(noisy(64, 64), "JPEG")
     name, url, file = iva_payload(jpg, None, kind="image")
     assert (name, url) == ("image.jpg", None)
@@ -375,10 +376,19 @@ def test_iva_video(tmp_path: pathlib.Path) -> None:
     path = tmp_path / "clip.mov"
     path.write_bytes(mp4)
     name, _, file = iva_payload(path, None, kind="video")
-    assert name == "clip.mov" and file == ("clip.mov", mp4, "video/quicktime")
+    assert name == "clip.mov" and file == ("clip.mov", path, "video/quicktime")
     with pytest.raises(ValidationError) as info:
         iva_payload(noisy(64, 64), None, kind="video")
     assert info.value.field == "VideoFile"
+    # a video must be a video, whatever its name says: sniffed from its first bytes
+    fake = tmp_path / "notes.mp4"
+    fake.write_bytes(b"just some text, not a video")
+    with pytest.raises(ValidationError, match="VideoFile is not a video") as info:
+        iva_payload(fake, None, kind="video")
+    assert info.value.field == "VideoFile" and info.value.limit == "a video container"
+    for head, mime in ((b"\x1aE\xdf\xa3" + b"\x00" * 20 + b"webm", "video/webm"), (b"RIFF\0\0\0\0AVI LIST", "video/x-msvideo"),
+                       (b"FLV\x01\x05", "video/x-flv"), (b"\x00\x00\x01\xba" + b"\0" * 8, "video/mpeg")):
+        assert iva_payload(head, None, kind="video")[2][2] == mime  # type: ignore[index]
 
 
 def test_iva_image_limit_50_mb(tmp_path: pathlib.Path) -> None:
@@ -395,7 +405,10 @@ def test_iva_image_limit_50_mb(tmp_path: pathlib.Path) -> None:
         iva_payload(path, None, kind="image")
     # exactly 50 MB is allowed, and videos have no documented limit
     assert iva_payload(blob[:-1], None, kind="image")[2] is not None
-    assert iva_payload(blob, None, kind="video")[2] is not None
+    video = b"\x00\x00\x00\x18ftypmp42" + blob  # videos have no documented limit
+    assert iva_payload(video, None, kind="video")[2] is not None
+    with pytest.raises(ValidationError, match="not a video"):  # ... but a JPEG is no video
+        iva_payload(blob, None, kind="video")
 
 
 def test_iva_bad_inputs(tmp_path: pathlib.Path) -> None:

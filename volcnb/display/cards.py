@@ -35,13 +35,14 @@ LABELS: dict[str, str] = {
     "done": "done",
     "failed": "failed", "cancelled": "cancelled", "not_found": "not found", "expired": "expired",
     "pending": "pending", "invalid": "invalid", "possibly_created": "possibly created",
+    "uploaded": "uploaded",
 }
 """What the status chip says for each task status."""
 
 BAR_STYLES: dict[str, str] = {
     "queued": "", "submitting": "", "in_queue": "", "generating": "info", "done": "success", "failed": "danger",
     "cancelled": "warning", "not_found": "danger", "expired": "danger", "pending": "", "invalid": "danger",
-    "possibly_created": "warning",
+    "possibly_created": "warning", "uploaded": "info",
 }
 """ipywidgets ``bar_style`` per status, in tqdm's convention (red on failure, green on completion)."""
 
@@ -78,13 +79,10 @@ def error_text(task: Any) -> str | None:
 def task_line(task: Task) -> str:
     """One plain-text line for ``task``: ``saliency_seg ████░░ done · 1.2 s · 3 polls · task_id … · error``."""
     status = status_of(task)
-    parts = [f"{task.req_key} {bar(STAGE.get(status, 0.0), 16)} {LABELS.get(status, status)}",
-             f"{task.elapsed:.1f} s", f"{task.polls} poll{'s' if task.polls != 1 else ''}",
-             f"task_id {task.task_id or '(submitting)'}"]
+    parts = [f"{task.req_key} {bar(STAGE.get(status, 0.0), 16)} {LABELS.get(status, status)}", stats(task)]
     if getattr(task, "reconnecting", False):
         parts.append("reconnecting (the service did not answer; retrying until the deadline)")
-    if task.request_id:
-        parts.append(f"request_id {task.request_id}")
+    parts += [f"{label} {value}" for label, value in _ids(task)]
     err = error_text(task)
     if err:
         parts.append(err)
@@ -98,7 +96,19 @@ def chip(status: str) -> str:
             f"{html.escape(LABELS.get(status, status))}</span>")
 
 
+def _ids(task: Any) -> list[tuple[str, str]]:
+    """``(label, id)`` pairs: a task's task_id and request_id, or what a handle names itself (an upload)."""
+    pairs = getattr(task, "id_pairs", None)
+    if pairs is not None:
+        return list(pairs)
+    ids = [("task_id", task.task_id or "(submitting)")]
+    return ids + ([("request_id", task.request_id)] if task.request_id else [])
+
+
 def stats(task: Task) -> str:
+    custom = getattr(task, "stats_text", None)
+    if custom is not None:  # an upload: bytes sent and where its callback is
+        return str(custom())
     polls = task.polls
     text = f"{task.elapsed:.1f} s · {polls} poll{'s' if polls != 1 else ''}"
     return text + " · reconnecting" if getattr(task, "reconnecting", False) else text
@@ -106,10 +116,7 @@ def stats(task: Task) -> str:
 
 def ids_html(task: Task, secrets: Sequence[str]) -> str:
     e = html.escape
-    ids = [f"task_id <code>{e(scrub(task.task_id or '(submitting)', secrets))}</code>"]
-    if task.request_id:
-        ids.append(f"request_id <code>{e(scrub(task.request_id, secrets))}</code>")
-    return " · ".join(ids)
+    return " · ".join(f"{e(label)} <code>{e(scrub(value, secrets))}</code>" for label, value in _ids(task))
 
 
 def error_html(task: Task, secrets: Sequence[str]) -> str:

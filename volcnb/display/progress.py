@@ -19,7 +19,7 @@ def summarize(tasks: Sequence[Any]) -> str:
     """``3/5 done · 1 generating · 1 failed`` for a set of tasks."""
     counts = Counter(t.status for t in tasks)
     parts = [f"{counts.get('done', 0)}/{len(tasks)} done"]
-    for status in ("submitting", "in_queue", "generating", "failed", "cancelled"):
+    for status in ("submitting", "in_queue", "generating", "uploaded", "failed", "cancelled"):
         if counts.get(status):
             parts.append(f"{counts[status]} {status.replace('_', ' ')}")
     return " · ".join(parts)
@@ -33,7 +33,8 @@ def bar(fraction: float, width: int = BAR_WIDTH) -> str:
 
 #: How far each status is along the bar (the API gives no percentage; stages are what we know).
 STAGE = {"pending": 0.0, "queued": 0.02, "submitting": 0.05, "in_queue": 0.2, "generating": 0.55, "done": 1.0, "failed": 1.0,
-         "cancelled": 1.0, "expired": 1.0, "invalid": 1.0, "possibly_created": 1.0}
+         "cancelled": 1.0, "expired": 1.0, "invalid": 1.0, "possibly_created": 1.0,
+         "uploaded": 0.55}
 
 
 class TextProgress:

@@ -345,6 +345,10 @@ class BatchView(_DisplayMixin, _VBox):  # type: ignore[misc]
     def _summary(self) -> str:
         if self.batch is not None:
             return batch_line(self.batch).split(" ", 2)[2]  # without the label and the text bar
+        if self.tasks and all(hasattr(t, "stats_text") for t in self.tasks):  # uploads: callbacks, not polls
+            got = sum(1 for t in self.tasks if status_of(t) in TERMINAL)
+            return f"{summarize(self.tasks)} · {got} callback{'s' if got != 1 else ''} · " \
+                   f"{max(t.elapsed for t in self.tasks):.1f} s"
         polls = sum(t.polls for t in self.tasks)
         return f"{summarize(self.tasks)} · {polls} polls · {time.monotonic() - self.started:.1f} s"
 

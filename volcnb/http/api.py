@@ -12,7 +12,7 @@ import asyncio
 import logging
 import time
 import weakref
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -32,6 +32,7 @@ from .._exceptions import (
 )
 from .._sync import finish_on, run_sync
 from ..protocol import wire
+from ..protocol.multipart import StreamedBody
 from ..protocol.options import AigcMeta, LogoInfo
 from ..protocol.retry import RetryPolicy, classify, retry_after_seconds
 from ..protocol.submission import check_bool, check_str, check_task_id
@@ -160,10 +161,20 @@ class ApiClient:
         return self.iva_url if req.service == wire.IVA_SERVICE else self.cv_url
 
     async def _post(self, req: ApiRequest) -> httpx.Response:
+        headers = {"Content-Type": req.content_type}
+        if req.service == wire.IVA_SERVICE:
+            # The IVA document's headers; outside the signed set (the SDK signs Content-Type, Host, X-*).
+            headers.update(Region=self.region, Service=wire.IVA_SERVICE)
+        content: bytes | AsyncIterator[bytes] = req.body
+        auth = self._auth[req.service]
+        if req.stream is not None:  # from disk: signed by its precomputed hash, sent with its length
+            content = _stream(req.stream)
+            headers["Content-Length"] = str(req.stream.length)
+            auth = VolcAuth(self.credentials, region=self.region, service=req.service,
+                            body_sha256=req.stream.sha256)
         try:
             return await self._client_for_loop().post(
-                self._url(req) + "/", params=req.query, content=req.body,
-                headers={"Content-Type": req.content_type}, auth=self._auth[req.service])
+                self._url(req) + "/", params=req.query, content=content, headers=headers, auth=auth)
         except httpx.TransportError as exc:
             raise _transport_error(exc, req.action, req.task_id, req.req_key) from exc
 
@@ -234,7 +245,7 @@ class ApiClient:
             if log.isEnabledFor(logging.DEBUG):
                 log.debug("volcnb: %s %s task_id=%s -> HTTP %d%s (%.0f ms, %d bytes sent)", req.action,
                           req.req_key or "", req.task_id or _task_id_of(out) or "-", resp.status_code,
-                          _status_of(out), (time.perf_counter() - started) * 1000, len(req.body))
+                          _status_of(out), (time.perf_counter() - started) * 1000, req.size)
             return out
 
         return await self._retrying(req.action, attempt, idempotent=req.idempotent, task_id=req.task_id,
@@ -362,6 +373,16 @@ class ApiClient:
     def cancel_task_sync(self, req_key: str, task_id: str) -> Reply:
         """Blocking :meth:`cancel_task`."""
         return run_sync(self.cancel_task(req_key, task_id))
+
+
+async def _stream(body: StreamedBody) -> AsyncIterator[bytes]:
+    """A streamed body's chunks, each read off the event loop (a notebook's kernel never waits on the disk)."""
+    chunks = body.chunks()
+    while True:
+        chunk = await asyncio.to_thread(next, chunks, None)
+        if chunk is None:
+            return
+        yield chunk
 
 
 def _transport_error(exc: httpx.TransportError, label: str, task_id: str | None = None,

@@ -15,7 +15,9 @@ __all__ = ["VolcAuth"]
 class VolcAuth(httpx.Auth):
     """``httpx.Auth`` that signs each request with Volcengine V4 over the exact body bytes.
 
-    ``clock`` returns a POSIX timestamp; tests pin it to reproduce the reference vectors.
+    ``clock`` returns a POSIX timestamp; tests pin it to reproduce the reference vectors. ``body_sha256``
+    signs a streamed body by its precomputed hash, so the body is never loaded to be signed (httpx reads a
+    request's whole body for an auth that asks for it).
     """
 
     requires_request_body = True
@@ -27,8 +29,11 @@ class VolcAuth(httpx.Auth):
         region: str = "cn-north-1",
         service: str = "cv",
         clock: Callable[[], float] = time.time,
+        body_sha256: str | None = None,
     ) -> None:
         self.credentials = credentials
+        self.body_sha256 = body_sha256
+        self.requires_request_body = body_sha256 is None
         self.region = region
         self.service = service
         self._clock = clock
@@ -46,11 +51,12 @@ class VolcAuth(httpx.Auth):
             path=request.url.path,
             query=request.url.params.multi_items(),
             headers=request.headers.multi_items(),
-            body=request.content,
+            body=b"" if self.body_sha256 else request.content,
             credentials=self.credentials,
             region=self.region,
             service=self.service,
             xdate=format_xdate(self._clock()),
+            body_sha256=self.body_sha256,
         )
         request.headers.update(added)
         yield request

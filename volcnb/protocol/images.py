@@ -53,7 +53,8 @@ from PIL import Image, UnidentifiedImageError
 from .._exceptions import ValidationError, warn_user
 from .._pictures import encode
 
-__all__ = ["DEFAULT_LIMITS", "EncodedImages", "ImageInput", "ImageLimits", "encode_images", "iva_payload", "load_image"]
+__all__ = ["DEFAULT_LIMITS", "EncodedImages", "ImageInput", "ImageLimits", "encode_images", "iva_payload", "load_image",
+           "sniff_video"]
 
 ImageInput: TypeAlias = Image.Image | str | os.PathLike[str] | bytes | bytearray | memoryview | npt.NDArray[Any]
 """One input picture: a PIL image, a path, encoded bytes, a numpy array, or an ``http(s)`` URL string."""
@@ -174,14 +175,15 @@ def load_image(obj: object, *, field: str = "image") -> Image.Image:
 
 def iva_payload(
     obj: object, name: str | None, *, kind: Literal["image", "video"]
-) -> tuple[str, str | None, tuple[str, bytes, str] | None]:
-    """``(name, url, file)`` for an IVA ``AddAsyncTask{Image,Video}Data`` upload (the IVA async-task document).
+) -> tuple[str, str | None, tuple[str, bytes | pathlib.Path, str] | None]:
+    """``(name, url, file)`` for an IVA ``AddAsyncTask{Image,Video}Data`` upload (the IVA document).
 
-    An http(s) URL string gives ``(name or the URL's file name, url, None)`` (``Source=url``). A path, bytes
-    or (for images) a PIL image / numpy array gives ``(name, None, (filename, bytes, mime))``
-    (``Source=file``); PIL images and arrays are encoded as PNG (JPEG quality 95 if Pillow opened them
-    from a JPEG). An image file may be at most 50 MB (50 × 1024 × 1024 bytes); videos have no documented
-    limit.
+    An http(s) URL string gives ``(name or the URL's file name, url, None)`` (``Source=url``). A path gives
+    ``(name, None, (filename, path, mime))``: the file stays on disk and is streamed. Bytes or (for images)
+    a PIL image / numpy array give ``(name, None, (filename, bytes, mime))`` (``Source=file``); PIL images and
+    arrays are encoded as PNG (JPEG quality 95 if Pillow opened them from a JPEG). An image file may be at
+    most 50 MB (50 × 1024 × 1024 bytes); a video has no documented limit but must be a video (sniffed from
+    its first bytes: MP4/MOV/3GP, WebM/MKV, AVI, FLV, MPEG-TS/PS, ASF/WMV).
     """
     default = "image.jpg" if kind == "image" else "video.mp4"
     file_field = "ImageFile" if kind == "image" else "VideoFile"
@@ -191,31 +193,34 @@ def iva_payload(
         return name or base or default, url, None
 
     filename: str | None = None
+    data: bytes | pathlib.Path
     if isinstance(obj, (Image.Image, np.ndarray)):
         if kind == "video":
             raise ValidationError(f"a video must be a path, bytes or an http(s) URL, not a {type(obj).__name__}",
                                   field=file_field, limit="path, bytes or URL")
         image = obj if isinstance(obj, Image.Image) else _from_array(obj, file_field)
         jpeg = isinstance(obj, Image.Image) and obj.format == "JPEG" and not _has_alpha(_normalise_mode(obj))
-        data = _save(_normalise_mode(image), "JPEG" if jpeg else "PNG")
+        data = head = _save(_normalise_mode(image), "JPEG" if jpeg else "PNG")
         filename = name or ("image.jpg" if jpeg else "image.png")
+        size = len(data)
     elif isinstance(obj, (bytes, bytearray, memoryview)):
-        data = bytes(obj)
+        data = head = bytes(obj)
+        size = len(data)
     elif isinstance(obj, (str, os.PathLike)):
-        path = _existing_file(obj, file_field)
-        if kind == "image" and path.stat().st_size > IVA_MAX_IMAGE_BYTES:
-            _iva_too_big(path.stat().st_size)
-        data = path.read_bytes()
-        filename = path.name
+        data = _existing_file(obj, file_field)
+        size = data.stat().st_size
+        with data.open("rb") as fh:
+            head = fh.read(MB)
+        filename = data.name
     else:
         raise ValidationError(
             f"{file_field}: expected a path, bytes{', a PIL image' if kind == 'image' else ''} or an http(s) URL, "
             f"got a {type(obj).__name__}", field=file_field, limit="supported input type")
-    if not data:
+    if not size:
         raise ValidationError(f"{file_field} is empty (0 bytes)", field=file_field, limit="non-empty")
-    if kind == "image" and len(data) > IVA_MAX_IMAGE_BYTES:
-        _iva_too_big(len(data))
-    mime = _sniff_image_mime(data, filename) if kind == "image" else _sniff_video_mime(data, filename)
+    if kind == "image" and size > IVA_MAX_IMAGE_BYTES:
+        _iva_too_big(size)
+    mime = _sniff_image_mime(head, filename) if kind == "image" else _video_mime(head, filename)
     if filename is None:
         ext = mimetypes.guess_extension(mime) if mime != "application/octet-stream" else None
         filename = name or (f"{kind}{ext}" if ext else default)
@@ -503,19 +508,37 @@ def _sniff_image_mime(data: bytes, filename: str | None) -> str:
     return _guess_from_name(filename) or "application/octet-stream"
 
 
-def _sniff_video_mime(data: bytes, filename: str | None) -> str:
-    by_name = _guess_from_name(filename)
-    if by_name:
-        return by_name
-    if data[4:8] == b"ftyp":
-        return "video/quicktime" if data[8:12] == b"qt  " else "video/mp4"
-    if data[:4] == b"\x1aE\xdf\xa3":
-        return "video/webm" if b"webm" in data[:64] else "video/x-matroska"
-    if data[:4] == b"RIFF" and data[8:12] == b"AVI ":
+def sniff_video(head: bytes) -> str | None:
+    """The container of a video from its first bytes (``video/mp4``, ``video/webm``…), else ``None``."""
+    if head[4:8] == b"ftyp":
+        brand = head[8:12]
+        return "video/quicktime" if brand == b"qt  " else "video/3gpp" if brand.startswith(b"3g") else "video/mp4"
+    if head[4:8] in (b"moov", b"mdat", b"wide", b"free") and len(head) >= 8:
+        return "video/quicktime"  # old QuickTime files open with a box other than ftyp
+    if head[:4] == b"\x1aE\xdf\xa3":
+        return "video/webm" if b"webm" in head[:64] else "video/x-matroska"
+    if head[:4] == b"RIFF" and head[8:12] == b"AVI ":
         return "video/x-msvideo"
-    if data[:1] == b"\x47" and len(data) > 188 and data[188:189] == b"\x47":
+    if head[:3] == b"FLV":
+        return "video/x-flv"
+    if head[:4] == b"\x30\x26\xb2\x75":
+        return "video/x-ms-asf"
+    if head[:4] in (b"\x00\x00\x01\xba", b"\x00\x00\x01\xb3"):
+        return "video/mpeg"
+    if head[:1] == b"\x47" and len(head) > 188 and head[188:189] == b"\x47":
         return "video/mp2t"
-    return "application/octet-stream"
+    return None
+
+
+def _video_mime(head: bytes, filename: str | None) -> str:
+    sniffed = sniff_video(head)
+    if sniffed is None:
+        raise ValidationError(
+            f"VideoFile is not a video: its first bytes {head[:12]!r} match no video container (MP4/MOV/3GP, "
+            "WebM/MKV, AVI, FLV, MPEG-TS/PS, ASF/WMV)", field="VideoFile", limit="a video container")
+    by_name = _guess_from_name(filename)
+    # The name tells MOV from MP4 (one container family); the content decides that it is a video at all.
+    return by_name if by_name and by_name.startswith("video/") else sniffed
 
 
 def _guess_from_name(filename: str | None) -> str | None:

@@ -127,11 +127,13 @@ def sign(
     region: str,
     service: str,
     xdate: str,
+    body_sha256: str | None = None,
 ) -> dict[str, str]:
     """Compute the headers to add to a request: ``X-Date``, ``X-Content-Sha256``, ``Authorization``.
 
     ``headers`` are those that will be sent (``Host`` and ``Content-Type`` included). Like the SDK,
     a non-GET request without ``Content-Type`` gets the form content type, which is returned too.
+    ``body_sha256``: the hex SHA-256 of a body streamed later (``body`` is then ignored).
     """
     headers = list(headers)
     added: dict[str, str] = {}
@@ -141,7 +143,7 @@ def sign(
     added["X-Date"] = xdate
     if credentials.session_token:
         added["X-Security-Token"] = credentials.session_token
-    body_hash = hashlib.sha256(body).hexdigest()
+    body_hash = body_sha256 or hashlib.sha256(body).hexdigest()
     added["X-Content-Sha256"] = body_hash
     signed = signable_headers([*headers, *added.items()])
     canonical, signed_names = canonical_request(method, path, query, signed, body_hash)

@@ -9,12 +9,13 @@ action table: its request mirrors GetResult (``req_key`` + ``task_id``) and its 
 from __future__ import annotations
 
 import json
+import pathlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from .._exceptions import ProtocolError, TaskExpiredError, TaskNotFoundError, ValidationError, make_api_error
-from .multipart import Field, multipart
+from .multipart import Field, StreamedBody, multipart, stream_multipart  # noqa: F401 - multipart: tests use wire.multipart
 from .options import AigcMeta, LogoInfo, req_json
 
 __all__ = ["ApiRequest", "OpenApiReply", "Reply", "build_cancel", "build_get_result", "build_iva_upload",
@@ -54,6 +55,13 @@ class ApiRequest:
     """Safe to repeat after an ambiguous failure (GetResult yes, Submit no)."""
     task_id: str | None = None
     req_key: str | None = None
+    stream: StreamedBody | None = field(default=None, repr=False)
+    """A body streamed from disk (``body`` is then empty): its chunks, length and SHA-256."""
+
+    @property
+    def size(self) -> int:
+        """Bytes in the body, streamed or not."""
+        return self.stream.length if self.stream is not None else len(self.body)
 
     @property
     def query(self) -> dict[str, str]:
@@ -116,14 +124,16 @@ def build_iva_upload(
     *,
     name: str,
     url: str | None = None,
-    file: tuple[str, bytes, str] | None = None,
+    file: tuple[str, bytes | pathlib.Path, str] | None = None,
     desc: str | None = None,
     algo_params: Mapping[str, Any] | None = None,
     boundary: str | None = None,
 ) -> ApiRequest:
-    """``AddAsyncTaskImageData`` / ``AddAsyncTaskVideoData`` as the IVA async-task document gives them.
+    """``AddAsyncTaskImageData`` / ``AddAsyncTaskVideoData`` as the IVA document gives them.
 
     Exactly one of ``url`` (``Source=url``) or ``file`` (``Source=file``, sent as ``ImageFile``/``VideoFile``).
+    A file given as a path stays on disk: the request carries a :class:`StreamedBody`, hashed here in one
+    pass (so call this off the event loop for large files).
     """
     if not task_id:
         raise ValidationError("TaskID can not be empty", field="TaskID", limit="non-empty")
@@ -144,10 +154,13 @@ def build_iva_upload(
         ("Request", json.dumps(request, ensure_ascii=False, separators=(",", ":")))]
     if file is not None:
         fields.append(("ImageFile" if kind == "image" else "VideoFile", file))
-    body, ctype = multipart(fields, boundary)
+    streamed = stream_multipart(fields, boundary)
     action = IVA_IMAGE if kind == "image" else IVA_VIDEO
+    on_disk = any(not isinstance(s, bytes) for s in streamed.segments)
+    body = b"" if on_disk else streamed.read()
     # An upload creates an ImageID/VideoID: repeating it after an ambiguous failure could duplicate data.
-    return ApiRequest(*action, IVA_SERVICE, body, content_type=ctype, idempotent=False, task_id=task_id)
+    return ApiRequest(*action, IVA_SERVICE, body, content_type=streamed.content_type, idempotent=False,
+                      task_id=task_id, stream=streamed if on_disk else None)
 
 
 # --- parsing -------------------------------------------------------------------------------------

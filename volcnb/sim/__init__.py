@@ -13,6 +13,7 @@ See :mod:`volcnb.sim._engine` for the inferred semantics (life cycle, quotas, ex
 from __future__ import annotations
 
 from ._compute import RISK_IMAGE_COLOR, RISK_TRIGGERS
+from ._iva_items import write_sample_video
 from ._model import DEFAULT_ACCESS_KEY, DEFAULT_SECRET_KEY, Counters, Faults, Quotas, ServiceTime
 from ._server import SimProcess, SimServer
 from ._simulator import Simulator
@@ -29,4 +30,5 @@ __all__ = [
     "SimProcess",
     "SimServer",
     "Simulator",
+    "write_sample_video",
 ]

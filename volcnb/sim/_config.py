@@ -6,7 +6,9 @@ Nothing is applied unless the whole document is valid; each problem is a ``Value
     {"faults": {kind: rate 0–1, "slow_seconds": s ≥ 0, "actions": [names] | null},
      "plan": {action: [kinds]}, "service_times": {req_key: median | [median, sigma]},
      "queue_time": s, "quotas": {"submit_qps": > 0, "max_unfinished": int ≥ 0, "get_result_qps": > 0},
-     "max_video_bytes": int > 0, "task_ttl": s > 0 (a task answers ``expired`` this long after its submit)}
+     "max_video_bytes": int > 0, "task_ttl": s > 0 (a task answers ``expired`` this long after its submit),
+     "iva_callback": URL | null (callbacks of every IVA TaskID), "iva_callbacks": {TaskID: URL | null},
+     "iva_task_ids": [TaskID] | null (only these are accepted; null: any), "iva_service_time": s ≥ 0}
 """
 
 from __future__ import annotations
@@ -17,9 +19,10 @@ from typing import Any
 from ._engine import Engine
 from ._model import Faults, ServiceTime
 
-__all__ = ["apply_config", "check_config"]
+__all__ = ["apply_config", "check_config", "check_url"]
 
-_TOP = ("faults", "plan", "service_times", "queue_time", "quotas", "max_video_bytes", "task_ttl")
+_TOP = ("faults", "plan", "service_times", "queue_time", "quotas", "max_video_bytes", "task_ttl", "iva_callback",
+        "iva_callbacks", "iva_task_ids", "iva_service_time")
 
 
 def _number(value: Any, name: str, *, low: float = 0.0, high: float = math.inf, strict_low: bool = False) -> float:
@@ -102,6 +105,32 @@ def _quotas(conf: Any) -> dict[str, float | int]:
     return out
 
 
+def check_url(value: Any, name: str) -> str | None:
+    """An http(s) URL or ``None``; ``ValueError`` naming the field."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.startswith(("http://", "https://")) or len(value) > 2048:
+        raise ValueError(f"{name} must be an http(s) URL (at most 2048 characters) or null, got {value!r:.60}")
+    return value
+
+
+def _iva(doc: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if "iva_callback" in doc:
+        out["iva_callback"] = check_url(doc["iva_callback"], "iva_callback")
+    if "iva_callbacks" in doc:
+        out["iva_callbacks"] = {k: check_url(v, f"iva_callbacks.{k}") for k, v in _object(doc["iva_callbacks"],
+                                                                                   "iva_callbacks").items()}
+    if "iva_task_ids" in doc:
+        ids = doc["iva_task_ids"]
+        out["iva_task_ids"] = None if ids is None else set(_strings(ids, "iva_task_ids"))
+        if out["iva_task_ids"] and "" in out["iva_task_ids"]:
+            raise ValueError("iva_task_ids must hold non-empty strings")
+    if "iva_service_time" in doc:
+        out["iva_service_time"] = _number(doc["iva_service_time"], "iva_service_time", high=3600.0)
+    return out
+
+
 def check_config(conf: Any) -> dict[str, Any]:
     """The checked, typed form of a ``/sim/config`` document; ``ValueError`` naming the first bad field."""
     doc = _object(conf, "the configuration")
@@ -120,6 +149,7 @@ def check_config(conf: Any) -> dict[str, Any]:
         out["max_video_bytes"] = _integer(doc["max_video_bytes"], "max_video_bytes", low=1)
     if "task_ttl" in doc:
         out["task_ttl"] = _number(doc["task_ttl"], "task_ttl", high=30 * 86400.0, strict_low=True)
+    out.update(_iva(doc))
     return out
 
 
@@ -140,3 +170,14 @@ def apply_config(sim: Engine, conf: Any) -> None:
         sim.max_video_bytes = checked["max_video_bytes"]
     if "task_ttl" in checked:
         sim.ttl = checked["task_ttl"]
+    if "iva_callback" in checked:
+        sim.iva.callback = checked["iva_callback"]
+    for task_id, url in checked.get("iva_callbacks", {}).items():
+        if url is None:
+            sim.iva.callbacks.pop(task_id, None)
+        else:
+            sim.iva.callbacks[task_id] = url
+    if "iva_task_ids" in checked:
+        sim.iva.task_ids = checked["iva_task_ids"]
+    if "iva_service_time" in checked:
+        sim.iva.service_time = checked["iva_service_time"]

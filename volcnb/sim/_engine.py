@@ -26,7 +26,7 @@ import secrets
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from PIL import Image
@@ -35,7 +35,7 @@ from ..protocol.catalog import CAPABILITIES, get_capability, image_count
 from ..protocol.options import aigc_issues, logo_issues
 from ._compute import compute_safely, failure, image_risk, png, text_risk
 from ._inputs import decode_images, json_body, loads_bounded
-from ._iva import check_upload
+from ._iva import IvaDesk, check_upload
 from ._model import (
     DEFAULT_ACCESS_KEY,
     DEFAULT_SECRET_KEY,
@@ -80,6 +80,8 @@ class Engine:
         processes: int = 0,
         max_video_bytes: int = 256 * 1024 * 1024,
         body_timeout: float = 30.0,
+        iva_task_ids: Iterable[str] | None = None,
+        iva_callback: str | None = None,
     ) -> None:
         self.keys = dict(keys or {DEFAULT_ACCESS_KEY: DEFAULT_SECRET_KEY})
         self.store = Store(db)
@@ -109,6 +111,9 @@ class Engine:
                                                               initializer=_exit_with_parent, initargs=(os.getpid(),))
                        if processes > 0 else None)
         self._futures: dict[str, concurrent.futures.Future[None]] = {}
+        self.iva = IvaDesk(self._pool, task_ids=iva_task_ids, callback=iva_callback,
+                           max_video_bytes=lambda: self.max_video_bytes)
+        """IVA async tasks: accepted TaskIDs, callback URLs, the items' analysis and callbacks."""
         self._lock = threading.Lock()
         self._last_purge = float("-inf")
         self.instance_id = self.store.instance_id()
@@ -131,6 +136,7 @@ class Engine:
         Running computations finish; queued ones are dropped (with a ``db`` they are recomputed at the next
         start, so nothing accepted is lost).
         """
+        self.iva.close()
         self._pool.shutdown(wait=True, cancel_futures=True)
         if self._procs is not None:
             self._procs.shutdown(wait=True, cancel_futures=True)
@@ -139,7 +145,8 @@ class Engine:
     def stats(self, *, tasks: bool = False) -> dict[str, Any]:
         """Counters, and with ``tasks`` every task's true timings (for benchmarks only)."""
         out: dict[str, Any] = {"counters": self.counters.snapshot(), "now": self.clock(),
-                               "tasks_stored": self.store.count("tasks"), "uploads_stored": self.store.count("uploads")}
+                               "tasks_stored": self.store.count("tasks"), "uploads_stored": self.store.count("uploads"),
+                               "iva_callbacks": {**self.iva.sender.stats(), "unconfigured": self.iva.unconfigured}}
         if tasks:
             out["tasks"] = [
                 {"task_id": t, "req_key": rk, "submitted_at": s, "finished_at": f, "state": st}
@@ -346,9 +353,10 @@ class Engine:
 
     def iva_upload(self, ak: str, kind: str, form: Mapping[str, Any]) -> dict[str, Any]:
         """``AddAsyncTaskImageData`` / ``AddAsyncTaskVideoData``: validate the ``Request`` JSON and the file."""
-        task_id, req, size = check_upload(kind, form)
+        item = check_upload(kind, form)
         upload_id = str(uuid.uuid4())
-        self.store.add_upload(upload_id, kind, task_id, ak, req, size, self.clock())
+        self.iva.accept(item, upload_id)
+        self.store.add_upload(upload_id, kind, item.task_id, ak, item.request, item.size, self.clock())
         self.counters.uploads += 1
         return {"ImageID" if kind == "image" else "VideoID": upload_id}
 

@@ -159,6 +159,8 @@ class Incoming:
     headers: list[tuple[str, str]]
     body: bytes
     base_url: str
+    body_sha256: str | None = None
+    """The body's hash when it was streamed rather than kept (``body`` is then empty)."""
 
 
 def envelope_error(code: int | str, message: str, request_id: str, action: str, version: str, service: str,

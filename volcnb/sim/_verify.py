@@ -69,7 +69,7 @@ def check_headers(headers: Sequence[tuple[str, str]], service: str, keys: Mappin
 def check_body(claim: Claim, req: Incoming) -> str:
     """Finish :func:`check_headers`: the body hash and the signature over the exact body; the access key."""
     headers = {k.lower(): v for k, v in req.headers}
-    body_hash = hashlib.sha256(req.body).hexdigest()
+    body_hash = req.body_sha256 or hashlib.sha256(req.body).hexdigest()
     if headers.get("x-content-sha256", body_hash) != body_hash:
         raise Reject("SignatureDoesNotMatch", "X-Content-Sha256 does not match the body", http=401)
     available = signable_headers(req.headers)
