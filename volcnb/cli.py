@@ -131,6 +131,8 @@ def _gateway_parser(sub: Any) -> None:
     g.add_argument("--per-user", type=int, default=10, help="unfinished tasks per user (default 10; then 429)")
     g.add_argument("--max-n", type=int, default=4, help="images per task (default 4)")
     g.add_argument("--task-timeout", type=float, default=300.0, help="seconds before a task fails (default 300)")
+    g.add_argument("--lease", type=float, default=15.0,
+                   help="seconds a gateway's claim on a task lasts unrenewed (a killed one's tasks resume after it)")
     g.add_argument("--service-time", type=float, default=None,
                    help="the simulated upstream's median seconds per image (no keys configured)")
 
@@ -185,7 +187,8 @@ def _gateway(args: argparse.Namespace) -> int:
     print(f"volcnb gateway on http://{args.host}:{args.port}/ (API /api/v1; "
           f"{'bearer token required' if token else 'no auth: keep it on loopback'})", flush=True)
     run_foreground(host=args.host, port=args.port, db=args.db, token=token, service_time=args.service_time,
-                   limits=Limits(per_user=args.per_user, max_n=args.max_n, task_timeout=args.task_timeout))
+                   limits=Limits(per_user=args.per_user, max_n=args.max_n, task_timeout=args.task_timeout,
+                                 lease=args.lease))
     return 0
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -12,7 +14,7 @@ from ._app import create_app
 from ._spec import Limits
 from ._store import Store
 
-__all__ = ["GatewayServer", "build_app", "run_foreground"]
+__all__ = ["GatewayProcess", "GatewayServer", "build_app", "run_foreground"]
 
 
 def _upstream(db: str | None, service_time: float | None) -> tuple[Any, str]:
@@ -107,3 +109,59 @@ def run_foreground(*, host: str, port: int, db: str | Path | None, limits: Limit
 
     app = build_app(str(db) if db else None, limits=limits, token=token, service_time=service_time)
     uvicorn.run(app, host=host, port=port, log_level="warning")
+
+
+class GatewayProcess:
+    """``volcnb gateway`` in a child process (the kill/restart test, the benchmark, a smoke run)."""
+
+    def __init__(self, *args: str, port: int | None = None, log: str | Path | None = None) -> None:
+        self.port = port or _free_port()
+        self.log = Path(log) if log else None
+        self.args = [sys.executable, "-m", "volcnb.cli", "gateway", "--port", str(self.port), *args]
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        """The API base URL."""
+        return f"http://127.0.0.1:{self.port}/api/v1"
+
+    def start(self, timeout: float = 30.0) -> GatewayProcess:
+        """Start; return once ``/api/v1/health`` answers."""
+        import httpx
+
+        out = open(self.log, "ab") if self.log else subprocess.DEVNULL  # noqa: SIM115 - closed below
+        try:
+            self.proc = subprocess.Popen(self.args, stdout=out, stderr=subprocess.STDOUT)
+        finally:
+            if self.log:
+                out.close()  # type: ignore[union-attr]
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and self.proc.poll() is None:
+            try:
+                if httpx.get(self.url + "/health", timeout=1.0).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                time.sleep(0.05)
+        self.kill()
+        raise RuntimeError(f"volcnb gateway did not start (exit {self.proc.returncode})")
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown, like a crash."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+    def stop(self) -> None:
+        """SIGTERM, then SIGKILL if it lingers."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def __enter__(self) -> GatewayProcess:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -30,6 +30,7 @@ class Limits:
     per_user: int = 10
     max_n: int = 4
     task_timeout: float = 300.0
+    lease: float = 15.0  # seconds a claim on a task lasts unrenewed: a dead gateway's tasks are free after it
     prices: dict[str, float] = field(default_factory=lambda: {"standard": 0.02, "hd": 0.04})
 
 

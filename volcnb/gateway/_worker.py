@@ -23,8 +23,6 @@ from ._store import Store, TaskRow
 
 __all__ = ["Worker"]
 
-LEASE = 15.0  # seconds a claim lasts without renewal; a killed gateway's tasks are free again after it
-
 
 class Worker:
     """Claims unfinished tasks from the store and drives each to completed/failed."""
@@ -60,12 +58,12 @@ class Worker:
         while True:
             free = self._concurrency - len(self._running)
             if free > 0:
-                for row in await asyncio.to_thread(self.store.claim, self.owner, lease=LEASE, limit=free):
+                for row in await asyncio.to_thread(self.store.claim, self.owner, lease=self.limits.lease, limit=free):
                     driver = asyncio.create_task(self._drive(row))
                     self._running[row.task_id] = driver
                     driver.add_done_callback(self._forget)
-            if time.monotonic() - last_renew > LEASE / 3:
-                await asyncio.to_thread(self.store.renew, self.owner, list(self._running), lease=LEASE)
+            if time.monotonic() - last_renew > self.limits.lease / 3:
+                await asyncio.to_thread(self.store.renew, self.owner, list(self._running), lease=self.limits.lease)
                 last_renew = time.monotonic()
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=0.5)
