@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hmac
 import json
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
@@ -25,6 +27,7 @@ __all__ = ["create_app"]
 
 PROVIDER = "volcengine_jimeng"
 BASE = "/api/v1"
+_FONT = Path(__file__).resolve().parent.parent / "_fonts" / "VolcnbSansSC-Regular.ttf"
 
 
 def _json(body: dict[str, Any], status: int) -> JSONResponse:
@@ -142,6 +145,9 @@ def create_app(store: Store, client: Any, limits: Limits | None = None, *, token
     async def page(request: Request) -> Response:
         return HTMLResponse(PAGE)
 
+    async def font(request: Request) -> Response:  # CJK glyphs for browsers without a CJK font (a fixed file)
+        return Response(await asyncio.to_thread(_FONT.read_bytes), media_type="font/ttf", headers={"Cache-Control": "max-age=86400"})
+
     async def spec(request: Request) -> Response:
         return _json(openapi(gw.limits), 200)
 
@@ -159,7 +165,7 @@ def create_app(store: Store, client: Any, limits: Limits | None = None, *, token
         return call
 
     routes = [
-        Route("/", page), Route(f"{BASE}/openapi.json", spec), Route(f"{BASE}/health", gw.health),
+        Route("/", page), Route("/font.ttf", font), Route(f"{BASE}/openapi.json", spec), Route(f"{BASE}/health", gw.health),
         Route(f"{BASE}/ai/image/task", guarded(gw.create), methods=["POST"]),
         Route(f"{BASE}/ai/image/result", guarded(gw.result)), Route(f"{BASE}/ai/image/result/", guarded(gw.result)),
         Route(f"{BASE}/ai/image/result/{{task_id:path}}", guarded(gw.result)),
