@@ -42,7 +42,11 @@ async def _load(url: str, tasks: int, users: int, deadline: float) -> dict[str, 
 
         async def poll(task_id: str) -> int:
             while time.monotonic() < deadline:
-                r = await http.get(f"{url}/ai/image/result/{task_id}")
+                try:
+                    r = await http.get(f"{url}/ai/image/result/{task_id}")
+                except httpx.TransportError:  # a keep-alive connection closed under us: GET again
+                    codes[0] += 1
+                    continue
                 codes[r.status_code] += 1
                 if r.status_code != 202:
                     return r.status_code

@@ -18,12 +18,17 @@ __all__ = ["GatewayProcess", "GatewayServer", "build_app", "run_foreground"]
 
 
 def _upstream(db: str | None, service_time: float | None) -> tuple[Any, str]:
-    """volcnb's client: the real service when keys are configured, else a persistent simulator beside ``db``."""
+    """volcnb's client: ``$VOLCNB_ENDPOINT`` (e.g. a ``volcnb sim``) when set, the real service when keys are
+    configured, else a persistent simulator beside ``db``."""
+    import os
+
     import httpx
 
-    from .._verbs import Client
+    from .._verbs import ENDPOINT_VARIABLE, Client, client_for
     from ..http.credentials import find_credentials
 
+    if os.environ.get(ENDPOINT_VARIABLE):
+        return client_for(), os.environ[ENDPOINT_VARIABLE]
     if find_credentials() is not None:
         return Client(), "volcengine"
     from ..sim import DEFAULT_ACCESS_KEY, DEFAULT_SECRET_KEY, Simulator
