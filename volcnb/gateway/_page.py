@@ -7,8 +7,8 @@ __all__ = ["PAGE"]
 PAGE = """<!doctype html>
 <html lang="zh"><head><meta charset="utf-8"><title>即梦 AI 图像生成</title>
 <style>
-@font-face{font-family:VolcnbSansSC;src:url(font.ttf)}
-body{font-family:sans-serif,VolcnbSansSC;max-width:860px;margin:2em auto;padding:0 1em;color:#222}
+@font-face{font-family:VolcnbSansSC;src:url(font.ttf);font-weight:100 900;unicode-range:U+2E80-FFFF}
+body{font-family:VolcnbSansSC,sans-serif;max-width:860px;margin:2em auto;padding:0 1em;color:#222}
 textarea,input,select,button{font-family:inherit} textarea{width:100%;height:5em} label{margin-right:1em} #status{margin:1em 0;font-weight:bold}
 #error{color:#b00020} img#image{max-width:512px;border:1px solid #ccc;display:none}
 table{border-collapse:collapse;width:100%} td,th{border-bottom:1px solid #ddd;padding:4px;text-align:left;font-size:90%}
