@@ -107,7 +107,7 @@ class _Gateway:
         return Response(png, media_type="image/png", headers={"Cache-Control": "max-age=86400, immutable"})
 
     async def health(self, request: Request) -> Response:
-        return _json({"status": "ok", "success": True, "provider": PROVIDER, "upstream": self.upstream,
+        return _json({"status": "ok", "ok": True, "success": True, "provider": PROVIDER, "upstream": self.upstream,
                       "uptime": round(time.time() - self.started, 3)}, 200)
 
     async def users(self, request: Request) -> Response:
