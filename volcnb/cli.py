@@ -1,4 +1,4 @@
-"""The ``volcnb`` command line: ``demo``, ``run``, ``sim`` (and ``gateway`` later).
+"""The ``volcnb`` command line: ``demo``, ``run``, ``sim``, ``gateway``.
 
 ::
 
@@ -8,6 +8,7 @@
     volcnb attach REQ_KEY TASK_ID --out DIR                   # come back to one task
     volcnb capabilities [REQ_KEY]                             # the catalog: parameters, defaults, ranges
     volcnb sim --port 8000 [--access-key AK --secret-key SK] [--db PATH] [--service-time KEY=MEDIAN[:SIGMA]]
+    volcnb gateway --port 8080 [--db PATH] [--token T]          # the Jimeng gateway (即梦AI异步接口) + a page at /
 """
 
 from __future__ import annotations
