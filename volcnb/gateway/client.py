@@ -85,6 +85,18 @@ class GatewayClient:
     def __repr__(self) -> str:
         return f"GatewayClient({self.base_url!r}, user_id={self.user_id!r})"
 
+    async def aclose(self) -> None:
+        """Close the HTTP connections (``async with GatewayClient(...) as gw:`` does it for you)."""
+        if self._http is not None:
+            await self._http[1].aclose()
+            self._http = None
+
+    async def __aenter__(self) -> GatewayClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
     def _loop_bound(self) -> tuple[asyncio.Semaphore, httpx.AsyncClient]:
         loop = asyncio.get_running_loop()
         if self._sem is None or self._sem[0] is not loop:
