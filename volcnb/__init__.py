@@ -14,7 +14,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from . import _logging, callbacks
+from . import _logging, callbacks, gateway
 from ._backend import Backend, backend
 from ._exceptions import (
     APIError,
@@ -43,6 +43,7 @@ from ._exceptions import (
 )
 from ._many import map, resume, status, sweep
 from ._verbs import Client, Run, get_default_client, run, set_default_client, submit, use_simulator
+from .gateway import GatewayClient, GatewayError, GatewayTask
 from .http.auth import VolcAuth
 from .http.iva import IvaUploads
 from .http.pacing import Pacer
@@ -84,6 +85,10 @@ __all__ = [
     "Credentials",
     "FetchOptionsError",
     "FixedPoller",
+    "gateway",
+    "GatewayClient",
+    "GatewayError",
+    "GatewayTask",
     "get_capability",
     "get_default_client",
     "InvalidArgumentError",

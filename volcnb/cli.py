@@ -1,4 +1,4 @@
-"""The ``volcnb`` command line: ``demo``, ``run``, ``sim`` (and ``gateway`` later).
+"""The ``volcnb`` command line: ``demo``, ``run``, ``sim``, ``gateway``.
 
 ::
 
@@ -9,6 +9,7 @@
     volcnb capabilities [REQ_KEY]                             # the catalog: parameters, defaults, ranges
     volcnb sim --port 8000 [--access-key AK --secret-key SK] [--db PATH] [--service-time KEY=MEDIAN[:SIGMA]]
                [--iva-callback URL] [--iva-task-id ID ...]               # IVA callbacks, accepted TaskIDs
+    volcnb gateway --port 8080 [--db PATH] [--token T]          # the Jimeng gateway (即梦AI异步接口) + a page at /
 """
 
 from __future__ import annotations
@@ -129,7 +130,23 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("status", help="what the journal holds, per batch")
 
     _sim_parser(sub)
+    _gateway_parser(sub)
     return p
+
+
+def _gateway_parser(sub: Any) -> None:
+    g = sub.add_parser("gateway", help="serve the Jimeng image gateway (the 即梦AI异步接口 document) + a web page at /")
+    g.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback: the API has no auth)")
+    g.add_argument("--port", type=int, default=8080, help="port (default 8080)")
+    g.add_argument("--db", default=None, help="SQLite file: tasks (and the simulated upstream's) survive a restart")
+    g.add_argument("--token", default=None, help="require Authorization: Bearer TOKEN (else $VOLCNB_GATEWAY_TOKEN)")
+    g.add_argument("--per-user", type=int, default=10, help="unfinished tasks per user (default 10; then 429)")
+    g.add_argument("--max-n", type=int, default=4, help="images per task (default 4)")
+    g.add_argument("--task-timeout", type=float, default=300.0, help="seconds before a task fails (default 300)")
+    g.add_argument("--lease", type=float, default=15.0,
+                   help="seconds a gateway's claim on a task lasts unrenewed (a killed one's tasks resume after it)")
+    g.add_argument("--service-time", type=float, default=None,
+                   help="the simulated upstream's median seconds per image (no keys configured)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -155,6 +172,8 @@ def _one_line_warning(message: Warning | str, category: type[Warning], *_: Any, 
 def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "sim":
         return _sim(args)
+    if args.command == "gateway":
+        return _gateway(args)
     if args.command == "demo":
         from ._demo import demo
 
@@ -168,6 +187,21 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "status":
         return _status(args)
     return _run(args)
+
+
+def _gateway(args: argparse.Namespace) -> int:
+    import os
+
+    from .gateway._server import run_foreground
+    from .gateway._spec import Limits
+
+    token = args.token or os.environ.get("VOLCNB_GATEWAY_TOKEN") or None
+    print(f"volcnb gateway on http://{args.host}:{args.port}/ (API /api/v1; "
+          f"{'bearer token required' if token else 'no auth: keep it on loopback'})", flush=True)
+    run_foreground(host=args.host, port=args.port, db=args.db, token=token, service_time=args.service_time,
+                   limits=Limits(per_user=args.per_user, max_n=args.max_n, task_timeout=args.task_timeout,
+                                 lease=args.lease))
+    return 0
 
 
 def _sim(args: argparse.Namespace) -> int:

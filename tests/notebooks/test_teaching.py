@@ -204,6 +204,18 @@ def test_08_errors_and_retries(executed: Callable[[str], Executed]) -> None:
     assert s["prompt too long"] == ["ValidationError", "prompt", False], s
 
 
+def test_05_text_to_image(executed: Callable[[str], Executed]) -> None:
+    nb, s = _check(executed, "05_text_to_image")
+    assert s["backend"] == "volcnb sim" and s["direct_size"] == (768, 512), s
+    assert s["too_small"] == ["ValidationError", "width"], s
+    assert s["gateway_image"] == (512, 512) and s["pair_sizes"] == [(256, 256), (256, 256)], s
+    assert (s["created"], s["first_poll"], s["unknown"]) == (201, 202, 400), s
+    assert s["limit_codes"] == [201] * 10 + [429] and s["waited_429"] is True, s
+    assert s["validation"] == [400, "请求参数错误"] and s["refused"] == ["GatewayError", 400], s
+    _i, page = find_cell(nb, "volcnb.gateway.serve(")
+    assert any("href=" in str(o.get("data", {}).get("text/html", "")) for o in page.outputs), "the page is linked"
+
+
 def test_all_eight_present_and_under_5_minutes(executed: Callable[[str], Executed]) -> None:
     """Last in this module: every teaching notebook exists, and all eight executions took < 5 minutes."""
     missing = [n for n in TEACHING if n not in PRESENT]

@@ -8,7 +8,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from ._simulator import Simulator
 
@@ -21,7 +21,49 @@ def free_port() -> int:
         return port
 
 
-class SimServer:
+class ThreadedServer:
+    """Any ASGI ``app`` under uvicorn on loopback in a daemon thread (the simulator's, the gateway's)."""
+
+    def __init__(self, app: Any, *, host: str = "127.0.0.1", port: int | None = None, keep_alive: float = 5.0,
+                 lifespan: Literal["auto", "on", "off"] = "off") -> None:
+        import uvicorn
+
+        self.host, self.port = host, port or free_port()
+        config = uvicorn.Config(app, host=self.host, port=self.port, log_level="warning",
+                                timeout_keep_alive=int(keep_alive), lifespan=lifespan)
+        self._server: Any = uvicorn.Server(config)
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        """Base URL, e.g. ``http://127.0.0.1:8765``."""
+        return f"http://{self.host}:{self.port}"
+
+    def start(self, timeout: float = 10.0) -> Any:
+        """Start serving; return once the port accepts connections."""
+        self._thread = threading.Thread(target=self._server.run, name="volcnb-http", daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + timeout
+        while not self._server.started:
+            if time.monotonic() > deadline or not self._thread.is_alive():
+                raise RuntimeError(f"the {type(self).__name__} did not start")
+            time.sleep(0.02)
+        return self
+
+    def stop(self) -> None:
+        """Stop serving (in-flight requests finish)."""
+        self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    def __enter__(self) -> Any:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class SimServer(ThreadedServer):
     """Run ``sim`` under uvicorn on loopback in a daemon thread (tests, benchmarks, notebooks).
 
     Usage::
@@ -32,42 +74,8 @@ class SimServer:
 
     def __init__(self, sim: Simulator | None = None, *, host: str = "127.0.0.1", port: int | None = None,
                  keep_alive: float = 5.0) -> None:
-        import uvicorn
-
         self.sim = sim or Simulator()
-        self.host, self.port = host, port or free_port()
-        config = uvicorn.Config(self.sim.app(), host=self.host, port=self.port, log_level="warning",
-                                timeout_keep_alive=int(keep_alive), lifespan="off")
-        self._server: Any = uvicorn.Server(config)
-        self._thread: threading.Thread | None = None
-
-    @property
-    def url(self) -> str:
-        """Base URL, e.g. ``http://127.0.0.1:8765``."""
-        return f"http://{self.host}:{self.port}"
-
-    def start(self, timeout: float = 10.0) -> SimServer:
-        """Start serving; return once the port accepts connections."""
-        self._thread = threading.Thread(target=self._server.run, name="volcnb-sim-http", daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + timeout
-        while not self._server.started:
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                raise RuntimeError("the simulator server did not start")
-            time.sleep(0.02)
-        return self
-
-    def stop(self) -> None:
-        """Stop serving (in-flight requests finish)."""
-        self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-
-    def __enter__(self) -> SimServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        super().__init__(self.sim.app(), host=host, port=port, keep_alive=keep_alive)
 
 
 def serve(sim: Simulator, *, host: str = "127.0.0.1", port: int = 8000, keep_alive: float = 5.0) -> None:
@@ -78,34 +86,34 @@ def serve(sim: Simulator, *, host: str = "127.0.0.1", port: int = 8000, keep_ali
                 lifespan="off")
 
 
-class SimProcess:
-    """``volcnb sim`` in a child process (kill/restart tests, benchmarks, a user's own CI).
+class ServerProcess:
+    """A ``volcnb`` server command in a child process, ready once its health route answers ``ok``."""
 
-    Usage::
-
-        server = SimProcess("--db", "tasks.sqlite", log="sim.log").start()
-        client = volcnb.Client(DEFAULT_ACCESS_KEY, DEFAULT_SECRET_KEY, endpoint=server.url)
-        ...
-        server.kill()     # SIGKILL: no shutdown handlers, like a crash;  server.stop() terminates politely
-    """
+    COMMAND = "sim"
+    HEALTH = "/sim/health"
 
     def __init__(self, *args: str, log: str | Path | None = None, port: int | None = None,
                  python: str | None = None) -> None:
         self.port = port or free_port()
         self.log = Path(log) if log else None
-        self.args = [python or sys.executable, "-m", "volcnb.cli", "sim", "--port", str(self.port), *args]
+        self.args = [python or sys.executable, "-m", "volcnb.cli", self.COMMAND, "--port", str(self.port), *args]
         self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def base(self) -> str:
+        """``http://127.0.0.1:PORT``."""
+        return f"http://127.0.0.1:{self.port}"
 
     @property
     def url(self) -> str:
         """Base URL of the server."""
-        return f"http://127.0.0.1:{self.port}"
+        return self.base
 
     def _log_text(self) -> str:
         return self.log.read_text(errors="replace") if self.log and self.log.exists() else ""
 
-    def start(self, timeout: float = 30.0) -> SimProcess:
-        """Start the process; return once ``/sim/health`` answers."""
+    def start(self, timeout: float = 30.0) -> Any:
+        """Start the process; return once its health route answers."""
         import httpx
 
         out = open(self.log, "ab") if self.log else subprocess.DEVNULL  # noqa: SIM115 - closed below
@@ -117,14 +125,14 @@ class SimProcess:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"volcnb sim exited with {self.proc.returncode}:\n{self._log_text()}")
+                raise RuntimeError(f"volcnb {self.COMMAND} exited with {self.proc.returncode}:\n{self._log_text()}")
             try:
-                if httpx.get(self.url + "/sim/health", timeout=1.0).json().get("ok"):
+                if httpx.get(self.base + self.HEALTH, timeout=1.0).json().get("ok"):
                     return self
             except (httpx.HTTPError, ValueError):
                 time.sleep(0.05)
         self.kill()
-        raise RuntimeError(f"volcnb sim did not answer /sim/health within {timeout} s:\n{self._log_text()}")
+        raise RuntimeError(f"volcnb {self.COMMAND} did not answer {self.HEALTH} within {timeout} s:\n{self._log_text()}")
 
     def stop(self) -> None:
         """Terminate politely (SIGTERM), then kill if it lingers."""
@@ -142,8 +150,20 @@ class SimProcess:
             self.proc.kill()
             self.proc.wait(10)
 
-    def __enter__(self) -> SimProcess:
+    def __enter__(self) -> Any:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class SimProcess(ServerProcess):
+    """``volcnb sim`` in a child process (kill/restart tests, benchmarks, a user's own CI).
+
+    Usage::
+
+        server = SimProcess("--db", "tasks.sqlite", log="sim.log").start()
+        client = volcnb.Client(DEFAULT_ACCESS_KEY, DEFAULT_SECRET_KEY, endpoint=server.url)
+        ...
+        server.kill()     # SIGKILL: no shutdown handlers, like a crash;  server.stop() terminates politely
+    """
