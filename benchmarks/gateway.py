@@ -71,7 +71,7 @@ def main() -> int:
     ap.add_argument("--tasks", type=int, default=200)
     ap.add_argument("--users", type=int, default=20)
     ap.add_argument("--service-time", type=float, default=1.0)
-    ap.add_argument("--timeout", type=float, default=50.0, help="seconds before giving up (bounded)")
+    ap.add_argument("--timeout", type=float, default=150.0, help="seconds before giving up (bounded)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:

@@ -202,3 +202,38 @@ def test_task_timeout_fails_the_task_and_a_token_guards_the_api():
         assert httpx.get(f"{server.url}/health").status_code == 200
         client = volcnb.GatewayClient(server.url, user_id="slow", token="s3cret")
         assert "s3cret" not in repr(client)
+
+
+def test_a_gateway_task_renders_in_the_task_views(gw):
+    """The same live view as a CV task: status chip through queued/generating to done, polls, ids, a thumbnail."""
+    from volcnb.display.cards import task_html, task_line
+
+    client = volcnb.GatewayClient(gw.url, user_id="viewer", poll_interval=0.1)
+    seen: list[str] = []
+
+    async def go():
+        task = client.submit("樱花树下的橘猫", size="256x256", display=False)
+        task.on_change(lambda t: seen.append(t.status))
+        view = volcnb.TaskView(task)
+        batch = volcnb.BatchView([task])
+        await task
+        await client.aclose()
+        return task, view, batch
+
+    task, view, batch = asyncio.run(go())
+    assert seen[-1] == "done" and "in_queue" in seen and task.gateway_status == "completed", seen
+    view.refresh()
+    assert "done" in view.chip.value and view.bar.bar_style == "success" and "<img" in view.thumbs.value
+    assert f"task_id <code>{task.task_id}</code>" in view.ids.value and "user_id <code>viewer</code>" in view.ids.value
+    assert task.polls >= 1 and f"{task.polls} poll" in task_line(task)
+    assert "gateway doubao-seedream-3.0-t2i" in task_html(task) and "1/1 done" in batch.text(), batch.text()
+
+    async def failing():
+        bad = client.submit("坏尺寸", size="9x9", display=False)
+        with pytest.raises(volcnb.GatewayError):
+            await bad
+        await client.aclose()
+        return bad
+
+    bad = asyncio.run(failing())
+    assert bad.status == "failed" and bad.done and "size must be one of" in task_line(bad)

@@ -9,30 +9,99 @@ from __future__ import annotations
 
 import asyncio
 import html
-from collections.abc import Generator, Iterable
-from typing import Any
+import logging
+import time
+from collections.abc import Callable, Generator, Iterable
+from typing import Any, cast
 
 import httpx
 
 from .._exceptions import VolcError
 from .._sync import run_sync
 from ..results import Result
+from ..tasks import ports
 
 __all__ = ["GatewayClient", "GatewayError", "GatewayTask"]
+
+log = logging.getLogger("volcnb")
 
 
 class GatewayError(VolcError):
     """The gateway refused a request (400/401) or the task failed (500 with the document's failed body)."""
 
 
+_VIEW_STATUS = {"unsent": "submitting", "pending": "in_queue", "processing": "generating",
+                "completed": "done", "failed": "failed"}
+"""The document's task statuses in the words of volcnb's task views."""
+
+
 class GatewayTask:
-    """One gateway task: ``await task`` or ``task.result()`` gives its :class:`~volcnb.Result`."""
+    """One gateway task: ``await task`` or ``task.result()`` gives its :class:`~volcnb.Result`.
+
+    ``gateway_status`` is the document's (``pending``, ``processing``, ``completed``, ``failed``); ``status``
+    says the same in volcnb's task vocabulary, so the task renders in the same live view as a CV task.
+    """
+
+    reconnecting = False
+    request_id: str | None = None
 
     def __init__(self, client: GatewayClient, body: dict[str, Any]) -> None:
         self.client, self.body = client, body
         self.task_id: str | None = None
-        self.status = "unsent"
+        self.gateway_status = "unsent"
+        self.polls = 0
+        self.error: BaseException | None = None
+        self.view: Any = None
+        self._result: Result | None = None
+        self._started = time.monotonic()
+        self._finished: float | None = None
+        self._listeners: list[Callable[[Any], None]] = []
         self._runner: asyncio.Task[Result] | None = None
+
+    @property
+    def status(self) -> str:
+        """``submitting``, ``in_queue``, ``generating``, ``done`` or ``failed``."""
+        return _VIEW_STATUS.get(self.gateway_status, self.gateway_status)
+
+    @property
+    def req_key(self) -> str:
+        """The label the views show: ``gateway doubao-seedream-3.0-t2i``."""
+        return f"gateway {self.body.get('model', '')}"
+
+    @property
+    def done(self) -> bool:
+        """True once the task completed or failed."""
+        return self._finished is not None
+
+    @property
+    def elapsed(self) -> float:
+        """Seconds from the submit to the end (or now)."""
+        return (self._finished or time.monotonic()) - self._started
+
+    @property
+    def id_pairs(self) -> list[tuple[str, str]]:
+        """``(label, id)`` pairs the views show."""
+        return [("task_id", self.task_id or "(submitting)"), ("user_id", self.client.user_id)]
+
+    def peek(self) -> Result | None:
+        """The result if it has arrived (no request is sent)."""
+        return self._result
+
+    def on_change(self, callback: Callable[[Any], None]) -> None:
+        """Call ``callback(task)`` on every status change (on the task's loop)."""
+        self._listeners.append(callback)
+
+    def _set(self, status: str, *, result: Result | None = None, error: BaseException | None = None) -> None:
+        changed = status != self.gateway_status or result is not None or error is not None
+        self.gateway_status, self._result, self.error = status, result or self._result, error or self.error
+        if status in ("completed", "failed"):
+            self._finished = self._finished or time.monotonic()
+        if changed:
+            for listener in list(self._listeners):
+                try:
+                    listener(self)
+                except Exception as exc:  # a broken view must not break the task
+                    log.warning("volcnb: a gateway task listener failed: %r", exc)
 
     def _ensure(self) -> asyncio.Task[Result]:
         if self._runner is None:
@@ -40,10 +109,16 @@ class GatewayTask:
         return self._runner
 
     async def _drive(self) -> Result:
-        async with self.client._slot():
-            self.task_id = await self.client._create(self.body)
-            self.status = "pending"
-            return await self.client._wait(self)
+        try:
+            async with self.client._slot():
+                self.task_id = await self.client._create(self.body)
+                self._set("pending")
+                result = await self.client._wait(self)
+        except BaseException as exc:
+            self._set("failed", error=exc)
+            raise
+        self._set("completed", result=result)
+        return result
 
     def __await__(self) -> Generator[Any, None, Result]:
         return self._ensure().__await__()
@@ -55,10 +130,11 @@ class GatewayTask:
         return run_sync(wait())
 
     def __repr__(self) -> str:
-        return f"GatewayTask(task_id={self.task_id!r}, status={self.status!r})"
+        return f"GatewayTask(task_id={self.task_id!r}, status={self.gateway_status!r})"
 
-    def _repr_html_(self) -> str:
-        return f"<code>{html.escape(repr(self))}</code>"
+    def _repr_html_(self) -> str | None:
+        shown = ports.presenter()
+        return shown.html(cast(Any, self)) if shown is not None else f"<code>{html.escape(repr(self))}</code>"
 
 
 class GatewayClient:
@@ -109,8 +185,10 @@ class GatewayClient:
         return self._loop_bound()[0]
 
     def submit(self, prompt: str, *, size: str | None = None, style: str | None = None, quality: str | None = None,
-               n: int | None = None, model: str | None = None, **options: Any) -> GatewayTask:
-        """A task handle (sent when awaited, or at once on a running loop)."""
+               n: int | None = None, model: str | None = None, display: bool | None = None,
+               **options: Any) -> GatewayTask:
+        """A task handle (sent when awaited, or at once on a running loop), shown live in a notebook
+        (``display=False``: not shown)."""
         body: dict[str, Any] = {"prompt": prompt, "user_id": self.user_id, "model": model or self.model}
         for key, value in (("size", size), ("style", style), ("quality", quality), ("n", n)):
             if value is not None:
@@ -122,15 +200,24 @@ class GatewayClient:
             task._ensure()
         except RuntimeError:  # no running loop: sent by .result()
             pass
+        shown = ports.presenter()
+        if shown is not None and display is not False:
+            task.view = shown.show(cast(Any, task), display)
         return task
 
     async def run(self, prompt: str, **params: Any) -> Result:
         """Submit and wait for the :class:`~volcnb.Result`."""
         return await self.submit(prompt, **params)
 
-    async def map(self, prompts: Iterable[str], **params: Any) -> list[Result | BaseException]:
-        """Many prompts, at most ``max_in_flight`` unfinished at once; results (or errors) in input order."""
-        tasks = [self.submit(p, **params) for p in prompts]
+    async def map(self, prompts: Iterable[str], *, display: bool | None = None,
+                  **params: Any) -> list[Result | BaseException]:
+        """Many prompts, at most ``max_in_flight`` unfinished at once, one progress view for all of them;
+        results (or errors) in input order."""
+        tasks = [self.submit(p, display=False, **params) for p in prompts]
+        if display is not False:
+            from ..display.widgets import show_batch
+
+            show_batch(cast(Any, tasks), title=f"gateway · {self.user_id} · {len(tasks)} prompts")
         return list(await asyncio.gather(*(t._ensure() for t in tasks), return_exceptions=True))
 
     async def _create(self, body: dict[str, Any]) -> str:
@@ -150,17 +237,16 @@ class GatewayClient:
         _, http = self._loop_bound()
         while True:
             reply = await http.get(f"{self.base_url}/ai/image/result/{task.task_id}")
+            task.polls += 1
             if reply.status_code == 200:
                 data = reply.json()["data"]
-                task.status = "completed"
                 urls = [d["url"] for d in data["result"]["metadata"]["data"]]
                 downloads = {u: (await http.get(u)).content for u in urls}
                 return Result(req_key=data["result"]["metadata"]["model"], task_id=str(task.task_id),
                               data={**data["result"], "image_urls": urls}, downloads=downloads)
             if reply.status_code != 202:
-                task.status = "failed"
                 raise _error(reply, task.task_id)
-            task.status = reply.json()["data"]["status"]
+            task._set(str(reply.json()["data"]["status"]))
             await asyncio.sleep(self.poll_interval)
 
 
