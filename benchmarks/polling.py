@@ -167,7 +167,7 @@ def oracle_polls(median: float, sigma: float, lag: float) -> float:
     F, M = _lognormal_cdf_mean(t, np.array([math.log(median)]), np.array([sigma]), one)
     lo, hi = 1e-5, 100.0 * median
     polls = math.nan
-    for _ in range(60):  # bisection on λ (log scale): expected lag grows with λ
+    for _ in range(36):  # bisection on λ (log scale; ample precision): expected lag grows with λ
         lam = math.sqrt(lo * hi)
         W, L, P, _ = _dp(t, F, M, np.full(len(t), lam))
         got_lag, got_polls = _fresh(t, F, M, W, L, P, np.full(len(t), lam))
