@@ -473,12 +473,12 @@ class AdaptivePoller:
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[bool] = loop.create_future()
         handle = loop.call_later(delay, _resolve, fut, False)
-        key.waiters.add(fut)
+        key.waiters[fut] = None
         try:
             return await fut
         finally:
             handle.cancel()
-            key.waiters.discard(fut)
+            key.waiters.pop(fut, None)
 
 
 def _changed(old: Fit, new: Fit) -> bool:

@@ -74,7 +74,7 @@ class KeyState:
         self.dirty = True
         self.fit: Fit | None = None
         self.fitted_at = -math.inf
-        self.waiters: set[asyncio.Future[bool]] = set()
+        self.waiters: dict[asyncio.Future[bool], None] = {}  # in wait order (a set would wake by address)
         self.warm: list[Arr] = []  # persisted finished tasks' log-likelihoods (× their weight), oldest first
         self.warm_obs: list[tuple[float, float]] = []
         self.warm_cdf: tuple[Arr, Arr] | None = None  # the persisted model's predictive (t, F)
