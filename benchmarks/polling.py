@@ -57,6 +57,7 @@ from volcnb.tasks.lognormal import dp as _dp  # noqa: E402
 from volcnb.tasks.lognormal import fresh as _fresh  # noqa: E402
 from volcnb.tasks.lognormal import lognormal_cdf_mean as _lognormal_cdf_mean  # noqa: E402
 from volcnb.tasks.polling import FixedPoller, Poller  # noqa: E402
+from volcnb.tasks.pollmodels import ModelStore  # noqa: E402
 
 QUEUE_TIME = 0.05  # the simulator's default in_queue time
 
@@ -232,7 +233,8 @@ class Setting:
 
 async def run_setting(median: float, args: argparse.Namespace, image: bytes, seed: int) -> Setting:
     """Start a sim for ``median``, run both pollers side by side, measure lags."""
-    adaptive = AdaptivePoller()  # a fresh poller per setting: it learns from scratch
+    store = ModelStore("bench", ":memory:")  # what the cold arm learned: the warm arm's persisted model
+    adaptive = AdaptivePoller(store=store)  # a fresh poller per setting: it learns from scratch
     setting = Setting(median, args.sigma, [Arm("adaptive", adaptive), Arm(f"fixed {args.fixed:g}s",
                                                                           FixedPoller(args.fixed))])
     sim = SimProcess(args.req_key, median, args.sigma, seed)
@@ -242,6 +244,9 @@ async def run_setting(median: float, args: argparse.Namespace, image: bytes, see
         timeout = 120.0 + median * math.exp(6 * args.sigma) * 2  # per wave: bounded
         await asyncio.gather(*(run_arm(arm, sim.url, args.req_key, args.waves, args.per_wave, image, timeout)
                                for arm in setting.arms))
+        if not args.no_warm:  # then a new "process" that starts from the persisted model (new draws)
+            setting.arms.append(Arm("warm", AdaptivePoller(store=store)))
+            await run_arm(setting.arms[-1], sim.url, args.req_key, args.waves, args.per_wave, image, timeout)
         finish = await sim.finish_times()
         for arm in setting.arms:
             for wave, task in arm.tasks:
@@ -348,9 +353,30 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=1, help="simulator seed (setting i uses seed + i)")
     p.add_argument("--quick", action="store_true", help="the 2 s setting only")
     p.add_argument("--json", help="also write the raw per-task numbers here")
+    p.add_argument("--no-warm", action="store_true", help="skip the warm arm (it runs after the other two)")
     args = p.parse_args(argv)
     args.settings = [2.0] if args.quick else [float(x) for x in str(args.settings).split(",") if x.strip()]
     return args
+
+
+def figures(s: Setting, per_wave: int) -> dict[str, float]:
+    """The fields of ``polling_vt.py --json`` for this one run (``warm_*`` when the warm arm ran)."""
+    true_median = s.median + QUEUE_TIME
+    out: dict[str, float] = {}
+    for arm, prefix in zip(s.arms, ("", "fixed_", "warm_"), strict=False):
+        polls, lag = statistics.fmean(arm.polls), statistics.fmean(arm.lags)
+        out |= {f"{prefix}polls_per_task": round(polls, 4), f"{prefix}lag_s": round(lag, 4)}
+        if prefix == "fixed_":
+            continue
+        first = [i for i, w in enumerate(arm.waves) if w == 0]
+        w1_polls, w1_lag = statistics.fmean(arm.polls[i] for i in first), statistics.fmean(arm.lags[i] for i in first)
+        oracle = oracle_polls(true_median, s.sigma, lag)
+        out |= {f"{prefix}polls_vs_oracle": round(polls / oracle, 4),
+                f"{prefix}first_wave_polls_per_task": round(w1_polls, 4), f"{prefix}first_wave_lag_s": round(w1_lag, 4),
+                f"{prefix}first_wave_polls_vs_oracle": round(w1_polls / oracle_polls(true_median, s.sigma, w1_lag), 4)}
+        if not prefix:
+            out["oracle_polls_per_task"] = round(oracle, 4)
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -362,6 +388,8 @@ def main(argv: list[str] | None = None) -> int:
           f"(one `volcnb sim` per setting, run concurrently)", flush=True)
     settings, text, ok = asyncio.run(main_async(args))
     print(text, flush=True)
+    print(json.dumps({"settings": {f"{s.median:g}": figures(s, args.per_wave) for s in settings if not s.error}},
+                     sort_keys=True))
     if args.json:
         raw = [{"median": s.median, "sigma": s.sigma, "error": s.error,
                 "arms": [{"name": a.name, "polls": a.polls, "lags": a.lags, "waves": a.waves} for a in s.arms]}
