@@ -3,7 +3,8 @@
 Per req_key, a log-normal posterior over (median, sigma) is fitted to what the client's own polls saw
 (interval-censored: "done between two polls", "still running at age a"); a dynamic programme then places
 each next poll to minimise expected lag + λ·polls, with λ set so the expected lag meets an aim that grows
-with the service time. Cold keys probe one poll at a time. The reasoning and figures: ``benchmarks/README.md``.
+with the service time. Cold keys probe one poll at a time; with a ``store`` a new process starts from the
+model an earlier one persisted. The reasoning and figures: ``benchmarks/README.md``.
 """
 
 from __future__ import annotations
