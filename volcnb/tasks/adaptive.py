@@ -112,7 +112,7 @@ class AdaptivePoller:
       times the refits (their CPU cost throttles them; a virtual-time harness passes its own clock).
     """
 
-    lag_fraction: float = 0.11
+    lag_fraction: float = 0.10
     lag_growth: float = 0.2
     max_lag: float = 1.35
     min_lag: float = 0.05
