@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import io
 import json
 import math
@@ -177,6 +178,21 @@ def oracle_polls(median: float, sigma: float, lag: float) -> float:
         else:
             lo, polls = lam, got_polls
     return polls
+
+
+@functools.lru_cache(maxsize=16)
+def oracle_curve(median: float, sigma: float, points: int = 160) -> tuple[np.ndarray, np.ndarray]:
+    """The all-knowing poller's frontier: expected (lag, polls) per task over a λ grid, lag increasing (the
+    same dynamic programme as :func:`oracle_polls`, computed once per setting to interpolate many lags)."""
+    t = np.exp(np.linspace(math.log(median) - 5 * sigma, math.log(median) + 5 * sigma, 1500))
+    F, M = _lognormal_cdf_mean(t, np.array([math.log(median)]), np.array([sigma]), np.ones(1))
+    out = []
+    for lam in np.exp(np.linspace(math.log(1e-4 * median), math.log(2.0 * median), points)):
+        lams = np.full(len(t), lam)
+        W, L, P, _ = _dp(t, F, M, lams)
+        out.append(_fresh(t, F, M, W, L, P, lams))
+    lags, polls = (np.array(x) for x in zip(*sorted(out), strict=True))
+    return lags, polls
 
 
 def oracle_schedule(median: float, sigma: float, lam: float) -> np.ndarray:

@@ -32,11 +32,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from polling import oracle_polls, target_checks  # noqa: E402  (this directory: the benchmark's own rules)
+from polling import oracle_curve, target_checks  # noqa: E402  (this directory: the benchmark's own rules)
 
 from volcnb.tasks.adaptive import AdaptivePoller  # noqa: E402
 from volcnb.tasks.polling import FixedPoller, Poller  # noqa: E402
@@ -152,7 +154,8 @@ def _figures(prefix: str, a: list[tuple[int, float]], per_wave: int, median: flo
     first = a[:per_wave]
     polls, lag = statistics.fmean(p for p, _ in a), statistics.fmean(x for _, x in a)
     w1_polls, w1_lag = statistics.fmean(p for p, _ in first), statistics.fmean(x for _, x in first)
-    oracle, w1_oracle = oracle_polls(median, sigma, lag), oracle_polls(median, sigma, w1_lag)
+    lags, polls_at = oracle_curve(median, sigma)  # the oracle's (lag, polls) frontier, interpolated
+    oracle, w1_oracle = (float(np.interp(x, lags, polls_at)) for x in (lag, w1_lag))
     return {f"{prefix}polls": polls, f"{prefix}lag": lag, f"{prefix}oracle": oracle,
             f"{prefix}vs_oracle": polls / oracle, f"{prefix}w1_polls": w1_polls, f"{prefix}w1_lag": w1_lag,
             f"{prefix}w1_vs_oracle": w1_polls / w1_oracle}
