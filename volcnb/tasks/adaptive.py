@@ -41,7 +41,7 @@ _G = 320  # points of the scheduling time grid
 _C2_PER_SIGMA = 1.73  # polls × lag ≈ median · 1.73 σ / 2 for the optimal schedule of a log-normal
 _SURV_CACHE = 512  # cached log-survival rows (running tasks' "not done by age a")
 _PROBE_WAIT = 2.0  # seconds a due task of a cold key waits at most for another task's poll in flight
-_COLD_PRICE = 0.42  # a cold poll costs this × the price it would have if the median were its age (learning pays)
+_COLD_PRICE = 0.35  # a cold poll costs this × the price it would have if the median were its age (learning pays)
 
 
 # --- public records --------------------------------------------------------------------------------
