@@ -54,6 +54,7 @@ from .results import Result, SegmentationResult
 from .tasks import AdaptivePoller, BackoffPoller, FixedPoller, Task
 from .tasks.batch import Batch, BatchItem
 from .tasks.journal import Journal
+from .tasks.pollmodels import ModelStore
 
 __version__ = "0.1.0"
 
@@ -89,6 +90,7 @@ __all__ = [
     "Journal",
     "LogoInfo",
     "map",
+    "ModelStore",
     "overlay_contours",
     "overlay_contours_image",
     "Pacer",
