@@ -173,7 +173,9 @@ def summary(median: float, runs: list[dict[str, float]]) -> dict[str, float]:
              "warm_first_wave_polls_per_task": "warm_w1_polls", "warm_first_wave_lag_s": "warm_w1_lag",
              "warm_first_wave_polls_vs_oracle": "warm_w1_vs_oracle"}
     out = {name: round(statistics.fmean(r[k] for r in runs), 4) for name, k in names.items() if k in runs[0]}
-    for name in ("polls_vs_oracle", "lag_s", "polls_per_task"):
+    for name in ("polls_vs_oracle", "lag_s", "polls_per_task", "warm_polls_vs_oracle", "warm_lag_s"):
+        if names[name] not in runs[0]:
+            continue
         q = statistics.quantiles([r[names[name]] for r in runs], n=10, method="inclusive")
         out[f"{name}_p10"], out[f"{name}_p90"] = round(q[0], 4), round(q[-1], 4)
     out["cold_target_met"], out["warm_target_met"] = (int(ok) for ok in verdict(median, out))
