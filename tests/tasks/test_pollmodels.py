@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import math
 import os
+import random
 import subprocess
 import sys
 from pathlib import Path
@@ -86,3 +88,21 @@ def test_the_virtual_time_benchmark_repeats_exactly() -> None:
     for key in ("polls_per_task", "lag_s", "fixed_polls_per_task", "fixed_lag_s", "oracle_polls_per_task",
                 "polls_vs_oracle", "first_wave_polls_vs_oracle", "warm_polls_vs_oracle", "warm_lag_s"):
         assert figures["10"][key] > 0, key
+
+
+def test_a_service_that_sped_up_drops_the_persisted_model() -> None:
+    # a persisted 3 s model; the service now takes 1 s: every task is done at its first poll (2 s), which
+    # the 3 s model gives ≈ 9 % each, so after a few tasks it is dropped and 1 s is learned
+    from tests.tasks.test_polling import Clock, observe
+
+    store = ModelStore("b", ":memory:", now=lambda: 0.0)
+    rng = random.Random(1)
+    store.save("saliency_seg", [(0.95 * s, 1.05 * s) for s in (3.0 * math.exp(0.3 * rng.gauss(0, 1)) for _ in range(50))])
+    clock = Clock()
+    poller = AdaptivePoller(store=store, clock=clock, timer=clock)
+    assert 2.6 < poller.model("saliency_seg").median < 3.4
+    observe(poller, clock, [1.0] * 2, every=2.0)
+    assert poller._keys["saliency_seg"].warm  # two tasks are not enough evidence (≈ 0.1² > 0.1 %)
+    observe(poller, clock, [1.0] * 2, every=2.0)
+    assert not poller._keys["saliency_seg"].warm
+    assert poller.model("saliency_seg").median < 2.0

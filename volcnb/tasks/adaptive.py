@@ -260,12 +260,15 @@ class AdaptivePoller:
         return key
 
     def _check_warm(self, key: KeyState, lo: float, hi: float) -> None:
-        """Drop the persisted model if it gave what was just seen (done in ``(lo, hi]``) less than 0.1 %."""
+        """Drop the persisted model if it gave what was just seen (done in ``(lo, hi]``), or every task so far
+        being done at its first poll, less than 0.1 %."""
         if key.warm_cdf is None:
             return
         t, F = key.warm_cdf
         p = (1.0 if hi == math.inf else float(np.interp(hi, t, F))) - float(np.interp(lo, t, F, left=0.0))
-        if p < 1e-3:  # the service's speed changed: learn it again from this process's own polls
+        if key.first_poll_logp is not None and hi < math.inf:  # a faster service: all done at the first poll
+            key.first_poll_logp = key.first_poll_logp + math.log(max(p, 1e-12)) if lo <= 0 else None
+        if p < 1e-3 or (key.first_poll_logp or 0.0) < math.log(1e-3):  # the speed changed: learn it again
             key.warm, key.warm_obs, key.warm_cdf = [], [], None
             key.dirty = True
             self._refit(key, notify=True)

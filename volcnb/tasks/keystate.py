@@ -78,6 +78,7 @@ class KeyState:
         self.warm: list[Arr] = []  # persisted finished tasks' log-likelihoods (× their weight), oldest first
         self.warm_obs: list[tuple[float, float]] = []
         self.warm_cdf: tuple[Arr, Arr] | None = None  # the persisted model's predictive (t, F)
+        self.first_poll_logp: float | None = 0.0  # log P(every own task so far done at its 1st poll), warm
         self.lam_scale = 1.0
         self.latency = 0.0  # moving average of planned poll → its reply, seconds
 
