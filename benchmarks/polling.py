@@ -14,21 +14,26 @@ Usage::
     python benchmarks/polling.py --quick         # the 2 s setting only (~30 s)
     python benchmarks/polling.py --settings 10 --waves 3 --per-wave 5 --json out.json
 
-Targets: at 10 s and 60 s mean lag no worse than the fixed poller's, with ≤ 0.75× (10 s)
-and ≤ 0.5× (60 s) its polls per task; at 2 s mean lag ≤ 0.3 s with ≤ 3 polls per task.
+Targets: at 10 s and 60 s mean lag no worse than the fixed poller's, with ≤ 1.25× the polls per task of the
+oracle (below) at that lag; at 2 s mean lag ≤ 0.3 s with ≤ 3 polls per task. One run is 50 tasks: judge
+the poller on ``polling_vt.py``'s 24 seeds, and check that this run lies within their 10th–90th percentiles.
+The last line is the JSON of ``polling_vt.py --json`` for this run (``warm_*``: a third arm, run after the
+other two, that starts from the model the cold arm persisted).
 
 The "oracle" line is a bound, not a poller: the fewest polls per task that any poller knowing the TRUE
 distribution needs to reach the adaptive poller's measured mean lag (dynamic programme on the exact
 log-normal), and its polls at the fixed poller's lag. The "feasibility" line is a ceiling on reliability:
 in how many runs of the same size that all-knowing poller (at its best λ) meets the setting's targets
-against an ideal fixed poller (Monte Carlo). At 60 s it is about 25 %: the 0.5× target sits on the
-theoretical frontier, and 50 tasks of noise decide it.
+against an ideal fixed poller (Monte Carlo; its own polls are the oracle's, so only the lag and the 2 s
+polls count). The earlier "≤ 0.5× the fixed poller's polls" at 60 s was met by that oracle in only 25 % of
+runs: it sat on the theoretical frontier, hence the oracle yardstick.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import io
 import json
 import math
@@ -57,6 +62,7 @@ from volcnb.tasks.lognormal import dp as _dp  # noqa: E402
 from volcnb.tasks.lognormal import fresh as _fresh  # noqa: E402
 from volcnb.tasks.lognormal import lognormal_cdf_mean as _lognormal_cdf_mean  # noqa: E402
 from volcnb.tasks.polling import FixedPoller, Poller  # noqa: E402
+from volcnb.tasks.pollmodels import ModelStore  # noqa: E402
 
 QUEUE_TIME = 0.05  # the simulator's default in_queue time
 
@@ -167,7 +173,7 @@ def oracle_polls(median: float, sigma: float, lag: float) -> float:
     F, M = _lognormal_cdf_mean(t, np.array([math.log(median)]), np.array([sigma]), one)
     lo, hi = 1e-5, 100.0 * median
     polls = math.nan
-    for _ in range(60):  # bisection on λ (log scale): expected lag grows with λ
+    for _ in range(36):  # bisection on λ (log scale; ample precision): expected lag grows with λ
         lam = math.sqrt(lo * hi)
         W, L, P, _ = _dp(t, F, M, np.full(len(t), lam))
         got_lag, got_polls = _fresh(t, F, M, W, L, P, np.full(len(t), lam))
@@ -176,6 +182,21 @@ def oracle_polls(median: float, sigma: float, lag: float) -> float:
         else:
             lo, polls = lam, got_polls
     return polls
+
+
+@functools.lru_cache(maxsize=16)
+def oracle_curve(median: float, sigma: float, points: int = 160) -> tuple[np.ndarray, np.ndarray]:
+    """The all-knowing poller's frontier: expected (lag, polls) per task over a λ grid, lag increasing (the
+    same dynamic programme as :func:`oracle_polls`, computed once per setting to interpolate many lags)."""
+    t = np.exp(np.linspace(math.log(median) - 5 * sigma, math.log(median) + 5 * sigma, 1500))
+    F, M = _lognormal_cdf_mean(t, np.array([math.log(median)]), np.array([sigma]), np.ones(1))
+    out = []
+    for lam in np.exp(np.linspace(math.log(1e-4 * median), math.log(2.0 * median), points)):
+        lams = np.full(len(t), lam)
+        W, L, P, _ = _dp(t, F, M, lams)
+        out.append(_fresh(t, F, M, W, L, P, lams))
+    lags, polls = (np.array(x) for x in zip(*sorted(out), strict=True))
+    return lags, polls
 
 
 def oracle_schedule(median: float, sigma: float, lam: float) -> np.ndarray:
@@ -232,7 +253,8 @@ class Setting:
 
 async def run_setting(median: float, args: argparse.Namespace, image: bytes, seed: int) -> Setting:
     """Start a sim for ``median``, run both pollers side by side, measure lags."""
-    adaptive = AdaptivePoller()  # a fresh poller per setting: it learns from scratch
+    store = ModelStore("bench", ":memory:")  # what the cold arm learned: the warm arm's persisted model
+    adaptive = AdaptivePoller(store=store)  # a fresh poller per setting: it learns from scratch
     setting = Setting(median, args.sigma, [Arm("adaptive", adaptive), Arm(f"fixed {args.fixed:g}s",
                                                                           FixedPoller(args.fixed))])
     sim = SimProcess(args.req_key, median, args.sigma, seed)
@@ -242,6 +264,9 @@ async def run_setting(median: float, args: argparse.Namespace, image: bytes, see
         timeout = 120.0 + median * math.exp(6 * args.sigma) * 2  # per wave: bounded
         await asyncio.gather(*(run_arm(arm, sim.url, args.req_key, args.waves, args.per_wave, image, timeout)
                                for arm in setting.arms))
+        if not args.no_warm:  # then a new "process" that starts from the persisted model (new draws)
+            setting.arms.append(Arm("warm", AdaptivePoller(store=store)))
+            await run_arm(setting.arms[-1], sim.url, args.req_key, args.waves, args.per_wave, image, timeout)
         finish = await sim.finish_times()
         for arm in setting.arms:
             for wave, task in arm.tasks:
@@ -260,24 +285,27 @@ async def run_setting(median: float, args: argparse.Namespace, image: bytes, see
     return setting
 
 
-def target_checks(median: float, polls: Any, lag: Any, fixed_polls: Any, fixed_lag: Any) -> list[tuple[str, Any]]:
+def target_checks(median: float, polls: Any, lag: Any, fixed_polls: Any, fixed_lag: Any,
+                  oracle: Any = None) -> list[tuple[str, Any]]:
     """The polling targets for a setting (2 s: lag ≤ 0.3 s and ≤ 3 polls/task; 10 s / 60 s: lag ≤ the fixed
-    poller's with ≤ 0.75× / ≤ 0.5× its polls), as ``(name, passed)`` (none for other medians). The figures are
-    means per run: floats, or numpy arrays of many runs (``passed`` is then an array too)."""
+    poller's with ≤ 1.25× the ``oracle``'s polls at that lag, when given), as ``(name, passed)`` (none for
+    other medians). The figures are means per run: floats, or numpy arrays of many runs."""
     if median == 2:
         return [("mean lag <= 0.3 s", lag <= 0.3), ("polls/task <= 3", polls <= 3.0)]
-    share = {10.0: 0.75, 60.0: 0.5}.get(median)
-    if share is None:
+    if median not in (10.0, 60.0):
         return []
-    return [("mean lag <= fixed", lag <= fixed_lag), (f"polls <= {share:g}x fixed", polls <= share * fixed_polls)]
+    checks = [("mean lag <= fixed", lag <= fixed_lag)]
+    return checks if oracle is None else checks + [("polls <= 1.25x oracle", polls <= 1.25 * oracle)]
 
 
-def verdicts(median: float, a: dict[str, float], f: dict[str, float], fixed: float) -> list[tuple[str, bool]]:
+def verdicts(median: float, a: dict[str, float], f: dict[str, float], fixed: float,
+             sigma: float = 0.3) -> list[tuple[str, bool]]:
     """The polling targets (see :func:`target_checks`) for a measured setting (the 10 s / 60 s ones only against a 3 s fixed poller)."""
     if median != 2 and fixed != 3.0:
         return []
+    oracle = oracle_polls(median + QUEUE_TIME, sigma, a["mean_lag"]) if median != 2 else None
     return [(name, bool(ok)) for name, ok in target_checks(median, a["polls"], a["mean_lag"], f["polls"],
-                                                             f["mean_lag"])]
+                                                             f["mean_lag"], oracle)]
 
 
 def report(settings: list[Setting], args: argparse.Namespace) -> tuple[str, bool]:
@@ -299,7 +327,7 @@ def report(settings: list[Setting], args: argparse.Namespace) -> tuple[str, bool
                 extra = (f"polls x{a['polls'] / f['polls']:.2f}, lag {a['mean_lag'] - f['mean_lag']:+.2f} s")
             lines.append(f"{label:>8}  {arm.name:<10} {row['tasks']:>5} {row['polls']:>10.2f} "
                          f"{row['mean_lag']:>8.3f}s {row['p95_lag']:>7.2f}s  {extra}")
-        for name, ok in verdicts(s.median, a, f, args.fixed):
+        for name, ok in verdicts(s.median, a, f, args.fixed, s.sigma):
             all_ok &= ok
             lines.append(f"{'':>8}  target: {name:<22} {'PASS' if ok else 'FAIL'}")
         # per wave (adaptive), the learned model, and the bound of a poller that knows the true distribution
@@ -348,9 +376,30 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=1, help="simulator seed (setting i uses seed + i)")
     p.add_argument("--quick", action="store_true", help="the 2 s setting only")
     p.add_argument("--json", help="also write the raw per-task numbers here")
+    p.add_argument("--no-warm", action="store_true", help="skip the warm arm (it runs after the other two)")
     args = p.parse_args(argv)
     args.settings = [2.0] if args.quick else [float(x) for x in str(args.settings).split(",") if x.strip()]
     return args
+
+
+def figures(s: Setting, per_wave: int) -> dict[str, float]:
+    """The fields of ``polling_vt.py --json`` for this one run (``warm_*`` when the warm arm ran)."""
+    true_median = s.median + QUEUE_TIME
+    out: dict[str, float] = {}
+    for arm, prefix in zip(s.arms, ("", "fixed_", "warm_"), strict=False):
+        polls, lag = statistics.fmean(arm.polls), statistics.fmean(arm.lags)
+        out |= {f"{prefix}polls_per_task": round(polls, 4), f"{prefix}lag_s": round(lag, 4)}
+        if prefix == "fixed_":
+            continue
+        first = [i for i, w in enumerate(arm.waves) if w == 0]
+        w1_polls, w1_lag = statistics.fmean(arm.polls[i] for i in first), statistics.fmean(arm.lags[i] for i in first)
+        oracle = oracle_polls(true_median, s.sigma, lag)
+        out |= {f"{prefix}polls_vs_oracle": round(polls / oracle, 4),
+                f"{prefix}first_wave_polls_per_task": round(w1_polls, 4), f"{prefix}first_wave_lag_s": round(w1_lag, 4),
+                f"{prefix}first_wave_polls_vs_oracle": round(w1_polls / oracle_polls(true_median, s.sigma, w1_lag), 4)}
+        if not prefix:
+            out["oracle_polls_per_task"] = round(oracle, 4)
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -362,6 +411,8 @@ def main(argv: list[str] | None = None) -> int:
           f"(one `volcnb sim` per setting, run concurrently)", flush=True)
     settings, text, ok = asyncio.run(main_async(args))
     print(text, flush=True)
+    print(json.dumps({"settings": {f"{s.median:g}": figures(s, args.per_wave) for s in settings if not s.error}},
+                     sort_keys=True))
     if args.json:
         raw = [{"median": s.median, "sigma": s.sigma, "error": s.error,
                 "arms": [{"name": a.name, "polls": a.polls, "lags": a.lags, "waves": a.waves} for a in s.arms]}

@@ -55,6 +55,7 @@ from .results import Result, SegmentationResult
 from .tasks import AdaptivePoller, BackoffPoller, FixedPoller, Task
 from .tasks.batch import Batch, BatchItem
 from .tasks.journal import Journal
+from .tasks.pollmodels import ModelStore
 from .tasks.upload import Upload, Uploads
 
 __version__ = "0.1.0"
@@ -96,6 +97,7 @@ __all__ = [
     "Journal",
     "LogoInfo",
     "map",
+    "ModelStore",
     "overlay_contours",
     "overlay_contours_image",
     "Pacer",

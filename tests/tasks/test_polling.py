@@ -155,8 +155,8 @@ def test_the_time_a_poll_takes_counts_against_the_aim() -> None:
 
 def test_the_lag_aim_grows_with_the_service_time() -> None:
     poller = AdaptivePoller()
-    assert poller._target(2.0) == pytest.approx(0.22)  # 11 % of 2 s
-    assert poller._target(5.0) == pytest.approx(0.11 * 5.0 * 2.5**0.2)  # a growing fraction
+    assert poller._target(2.0) == pytest.approx(0.20)  # 10 % of 2 s
+    assert poller._target(5.0) == pytest.approx(0.10 * 5.0 * 2.5**0.2)  # a growing fraction
     assert poller._target(0.2) == pytest.approx(poller.min_lag, abs=0.02)
     assert poller._target(600.0) == poller.max_lag
 
@@ -240,7 +240,7 @@ async def test_waves_learn_and_notice_sooner(client: volcnb.Client, sim: Simulat
     # noticed well sooner than the cold one, or within a quarter of the service time outright.
     learned = (lags[1] + lags[2]) / 2
     assert learned < max(0.7 * lags[0], 0.25), (lags, polls)
-    assert polls[2] <= 3.0
+    assert polls[2] <= 3.5  # the aim at 1 s is ≈ 0.09 s: polls × lag ≈ 1.73 σ m / 2 ≈ 0.17 s → ≈ 2–3 polls
     fit = poller.model("saliency_seg")
     assert fit.n == 15 and 0.6 < fit.median < 1.6
     hist = poller.history("saliency_seg")

@@ -3,13 +3,13 @@
 Per req_key, a log-normal posterior over (median, sigma) is fitted to what the client's own polls saw
 (interval-censored: "done between two polls", "still running at age a"); a dynamic programme then places
 each next poll to minimise expected lag + λ·polls, with λ set so the expected lag meets an aim that grows
-with the service time. Cold keys probe one poll at a time. The reasoning and figures: ``benchmarks/README.md``.
+with the service time. Cold keys probe one poll at a time; with a ``store`` a new process starts from the
+model an earlier one persisted. The reasoning and figures: ``benchmarks/README.md``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import bisect
 import math
 import random
 import time
@@ -21,10 +21,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..protocol.catalog import get_capability
+from .keystate import Fit, KeyState
 from .lognormal import (
-    MU_HI,
-    MU_LO,
     Arr,
     components,
     dp,
@@ -34,6 +32,7 @@ from .lognormal import (
     lognormal_cdf_mean,
 )
 from .polling import PollSubject
+from .pollmodels import ModelStore
 
 __all__ = ["AdaptivePoller", "ModelFit", "TaskRecord"]
 
@@ -74,36 +73,8 @@ class TaskRecord:
 
 
 @dataclass
-class _Fit:
-    median: float  # posterior median of the service time (exp of the mean log median)
-    sigma: float  # posterior mean sigma
-    sd_mu: float  # posterior sd of the log median
-    n: int  # finished tasks in the data
-    pred_median: float  # median of the posterior predictive
-    t: Arr  # scheduling grid (ages)
-    F: Arr  # predictive CDF on the grid
-    M: Arr  # predictive partial mean ∫_0^t s dF(s)
-    W: Arr  # cost-to-go (unnormalised) after a not-done poll at t[i]
-    lam: Arr  # the cost of a poll at t[i], in seconds of lag
-    exp_lag: float  # expected lag of a fresh task under this plan
-    exp_polls: float
-    mu_k: Arr
-    sg_k: Arr
-    w_k: Arr
-
-
-@dataclass
-class _Obs:
-    sub: float  # submit time (clock)
-    tie: float  # random tie-break between tasks submitted at the same instant
-    lo: float
-    hi: float
-    ll: Arr
-
-
-@dataclass
 class _TaskState:
-    key: _Key
+    key: KeyState
     task_id: str | None
     submitted: float  # clock() at submit
     known_age: bool  # False for re-attached tasks: their age is unknown, nothing is learned from them
@@ -114,79 +85,6 @@ class _TaskState:
     polls: int = 0
     tie: float = field(default_factory=random.random)  # tie-break between tasks submitted together
     ref: Callable[[], object] | None = None  # the task (weakly if possible): guards against id() reuse
-
-
-class _Key:
-    """Observations, posterior and waiters of one req_key."""
-
-    def __init__(self, req_key: str, window: int, catalog_weight: float = _CATALOG_WEIGHT) -> None:
-        g = grid()
-        self.req_key = req_key
-        span = MU_HI - MU_LO
-        dens = np.full(g.mu.shape, (1.0 - catalog_weight) / span)
-        cap = get_capability(req_key)
-        if cap is not None and catalog_weight > 0:
-            m0 = math.log(max(cap.service_time[0], 0.05))
-            dens = dens + catalog_weight * np.exp(-0.5 * ((g.mu - m0) / _CATALOG_SD) ** 2) / (
-                _CATALOG_SD * math.sqrt(2 * math.pi))
-        else:
-            dens = np.full(g.mu.shape, 1.0 / span)
-        self.prior: Arr = np.log(dens) + g.prior_sigma
-        self.done: list[_Obs] = []  # finished tasks, by submit time
-        self.n_done = 0  # finished tasks in the last fit's data
-        self.window = window
-        self.running: dict[int, tuple[float, float, float]] = {}  # id(state) -> (submit, tie, not-done age)
-        self.inflight: dict[int, float] = {}  # id(state) -> clock() when its poll in flight started
-        self.fit_cost = 0.0  # seconds a refit takes (moving average)
-        self.refit_pending = False
-        self.surv: dict[int, Arr] = {}  # log-age bin -> log survival over the grid
-        self.dirty = True
-        self.fit: _Fit | None = None
-        self.fitted_at = -math.inf
-        self.waiters: set[asyncio.Future[bool]] = set()
-        self.lam_scale = 1.0
-        self.latency = 0.0  # moving average of planned poll → its reply, seconds
-
-    @property
-    def cold(self) -> bool:
-        """No task of this key seen done yet."""
-        return not self.done
-
-    def add_done(self, sub: float, lo: float, hi: float, tie: float | None = None) -> None:
-        """A task submitted at ``sub`` was seen done within ``(lo, hi]`` seconds."""
-        obs = _Obs(sub, random.random() if tie is None else tie, lo, hi, log_lik(lo, hi))
-        bisect.insort(self.done, obs, key=lambda o: (o.sub, o.tie))
-        if len(self.done) > self.window:
-            del self.done[0]  # only the ``window`` most recently submitted tasks can be used
-        self.dirty = True
-
-    def _survival(self, age: float) -> Arr:
-        b = int(math.floor(math.log(age) / 0.01))
-        row = self.surv.pop(b, None)
-        if row is None:
-            row = log_lik(math.exp(b * 0.01), math.inf)
-        self.surv[b] = row  # most recently used last
-        while len(self.surv) > _SURV_CACHE:
-            self.surv.pop(next(iter(self.surv)))
-        return row
-
-    def log_posterior(self) -> Arr:
-        """Prior + the ``window`` most recently *submitted* tasks, finished or running.
-
-        Windowing by submit time, not by finish, keeps the sample unbiased: the last tasks to finish of a
-        batch are its slowest, and running tasks alone are the slow part of the tasks in flight.
-        """
-        order = [(o.sub, o.tie) for o in self.done] + [(sub, tie) for sub, tie, _ in self.running.values()]
-        cutoff = (-math.inf, 0.0)
-        if len(order) > self.window:
-            cutoff = sorted(order)[-self.window]
-        used = [o.ll for o in self.done if (o.sub, o.tie) >= cutoff]
-        self.n_done = len(used)
-        lp: Arr = self.prior + np.sum(used, axis=0) if used else self.prior.copy()
-        for sub, tie, age in self.running.values():
-            if age > 0 and (sub, tie) >= cutoff:
-                lp = lp + self._survival(age)
-        return lp
 
 
 # --- the poller ------------------------------------------------------------------------------------
@@ -208,10 +106,13 @@ class AdaptivePoller:
     * ``jitter`` — relative jitter of every pause (tasks submitted together do not poll in lock-step).
     * ``window`` — finished tasks kept per req_key; ``deadline`` — default overall deadline (seconds after
       submit) when the task has none: a last poll lands just before it.
-    * ``clock`` — must be the clock of ``task.submitted_monotonic`` (``time.monotonic``).
+    * ``store`` — a :class:`~volcnb.tasks.pollmodels.ModelStore`: start from the model persisted for
+      this backend, keep it up to date (a persisted model that the service's replies contradict is dropped).
+    * ``clock`` — must be the clock of ``task.submitted_monotonic`` (``time.monotonic``); ``timer`` — what
+      times the refits (their CPU cost throttles them; a virtual-time harness passes its own clock).
     """
 
-    lag_fraction: float = 0.11
+    lag_fraction: float = 0.10
     lag_growth: float = 0.2
     max_lag: float = 1.35
     min_lag: float = 0.05
@@ -224,8 +125,10 @@ class AdaptivePoller:
     window: int = 200
     deadline: float | None = None
     rng: random.Random = field(default_factory=random.Random)
+    store: ModelStore | None = None
     clock: Callable[[], float] = time.monotonic
-    _keys: dict[str, _Key] = field(default_factory=dict, init=False, repr=False)
+    timer: Callable[[], float] = time.perf_counter
+    _keys: dict[str, KeyState] = field(default_factory=dict, init=False, repr=False)
     _tasks: dict[int, _TaskState] = field(default_factory=dict, init=False, repr=False)
     _history: deque[TaskRecord] = field(default_factory=lambda: deque(maxlen=2000), init=False, repr=False)
 
@@ -288,6 +191,7 @@ class AdaptivePoller:
             st.last_notdone = max(st.last_notdone, started)
             key.running[id(st)] = (st.submitted, st.tie, st.last_notdone)
             key.dirty = True
+            self._check_warm(key, st.last_notdone, math.inf)
             if key.cold:  # the others of a fresh batch wait for this answer: they should know at once
                 self._refit(key, notify=False)
                 _wake(key)
@@ -296,6 +200,8 @@ class AdaptivePoller:
             was_cold = key.cold
             lo, hi = st.last_notdone, max(now_age, st.last_notdone + 1e-6)
             key.add_done(st.submitted, lo, hi, st.tie)
+            self._check_warm(key, lo, hi)
+            self._save(key)
             if was_cold:
                 self._refit(key, notify=True)
                 _wake(key)
@@ -340,11 +246,38 @@ class AdaptivePoller:
 
     # --- planning ----------------------------------------------------------------------------------
 
-    def _key(self, req_key: str) -> _Key:
+    def _key(self, req_key: str) -> KeyState:
         key = self._keys.get(req_key)
         if key is None:
-            key = self._keys[req_key] = _Key(req_key, self.window, self.catalog_weight)
+            key = self._keys[req_key] = KeyState(req_key, self.window, self.catalog_weight)
+            learned = self.store.load(req_key) if self.store is not None else None
+            if learned is not None:
+                key.warm_obs = learned.obs
+                key.warm = [learned.weight * log_lik(lo, hi) for lo, hi in learned.obs]
+                self._refit(key, notify=False)
+                assert key.fit is not None
+                key.warm_cdf = (key.fit.t, key.fit.F)
         return key
+
+    def _check_warm(self, key: KeyState, lo: float, hi: float) -> None:
+        """Drop the persisted model if it gave what was just seen (done in ``(lo, hi]``), or every task so far
+        being done at its first poll, less than 0.1 %."""
+        if key.warm_cdf is None:
+            return
+        t, F = key.warm_cdf
+        p = (1.0 if hi == math.inf else float(np.interp(hi, t, F))) - float(np.interp(lo, t, F, left=0.0))
+        if key.first_poll_logp is not None and hi < math.inf:  # a faster service: all done at the first poll
+            key.first_poll_logp = key.first_poll_logp + math.log(max(p, 1e-12)) if lo <= 0 else None
+        if p < 1e-3 or (key.first_poll_logp or 0.0) < math.log(1e-3):  # the speed changed: learn it again
+            key.warm, key.warm_obs, key.warm_cdf = [], [], None
+            key.dirty = True
+            self._refit(key, notify=True)
+            _wake(key)
+
+    def _save(self, key: KeyState) -> None:
+        n = len(key.done)
+        if self.store is not None and (n <= 20 or n % 10 == 0):
+            self.store.save(key.req_key, key.warm_obs + [(o.lo, o.hi) for o in key.done])
 
     def _lookup(self, task: PollSubject) -> _TaskState | None:
         st = self._tasks.get(id(task))
@@ -366,7 +299,8 @@ class AdaptivePoller:
             known = sub is not None and task.submitted_at is not None
             task_id = task.task_id
             st = _TaskState(key=self._key(task.req_key), task_id=task_id if isinstance(task_id, str) else None,
-                            submitted=sub if sub is not None and known else self.clock(), known_age=known)
+                            submitted=sub if sub is not None and known else self.clock(), known_age=known,
+                            tie=self.rng.random())
             try:
                 st.ref = weakref.ref(task)
             except TypeError:  # not weak-referenceable: keep it until forget()
@@ -377,25 +311,25 @@ class AdaptivePoller:
     def _age(self, st: _TaskState) -> float:
         return max(0.0, self.clock() - st.submitted)
 
-    def _current(self, key: _Key) -> _Fit:
+    def _current(self, key: KeyState) -> Fit:
         """The fit with every observation so far (introspection: no throttling)."""
         if key.fit is None or key.dirty:
             self._refit(key, notify=True)
         assert key.fit is not None
         return key.fit
 
-    def _fit(self, key: _Key) -> _Fit:
+    def _fit(self, key: KeyState) -> Fit:
         stale = key.dirty and self.clock() - key.fitted_at >= self._refit_interval(key)
         if key.fit is None or stale:
             self._refit(key, notify=key.fit is not None)
         assert key.fit is not None
         return key.fit
 
-    def _refit_interval(self, key: _Key) -> float:
+    def _refit_interval(self, key: KeyState) -> float:
         m = key.fit.pred_median if key.fit is not None else 1.0
         return min(2.0, max(0.02, 0.02 * m, 4.0 * key.fit_cost))
 
-    def _request_refit(self, key: _Key) -> None:
+    def _request_refit(self, key: KeyState) -> None:
         """Refit now, or as soon as the CPU budget allows (a refit every ≥ 4× its own cost), and wake
         the waiting tasks if the model changed."""
         wait = key.fitted_at + 4.0 * key.fit_cost - self.clock()
@@ -412,22 +346,22 @@ class AdaptivePoller:
         key.refit_pending = True
         loop.call_later(wait, self._deferred_refit, key)
 
-    def _deferred_refit(self, key: _Key) -> None:
+    def _deferred_refit(self, key: KeyState) -> None:
         key.refit_pending = False
         if key.dirty:
             self._refit(key, notify=True)
 
-    def _refit(self, key: _Key, *, notify: bool) -> None:
+    def _refit(self, key: KeyState, *, notify: bool) -> None:
         old = key.fit
-        started = time.perf_counter()
+        started = self.timer()
         key.fit = self._compute_fit(key)
-        key.fit_cost = 0.7 * key.fit_cost + 0.3 * (time.perf_counter() - started)
+        key.fit_cost = 0.7 * key.fit_cost + 0.3 * (self.timer() - started)
         key.fitted_at = self.clock()
         key.dirty = False
         if notify and old is not None and _changed(old, key.fit):
             _wake(key)
 
-    def _compute_fit(self, key: _Key) -> _Fit:
+    def _compute_fit(self, key: KeyState) -> Fit:
         g = grid()
         lp = key.log_posterior()
         w = np.exp(lp - lp.max())
@@ -465,7 +399,7 @@ class AdaptivePoller:
                 lam = lam * scale
                 W, L, P, _ = dp(t, F, M, lam)
                 lag, polls = fresh(t, F, M, W, L, P, lam)
-        return _Fit(median=math.exp(mean_mu), sigma=sigma, sd_mu=sd_mu, n=key.n_done, pred_median=pred_median,
+        return Fit(median=math.exp(mean_mu), sigma=sigma, sd_mu=sd_mu, n=key.n_done, pred_median=pred_median,
                     t=t, F=F, M=M, W=W, lam=lam, exp_lag=lag, exp_polls=polls, mu_k=mu_k, sg_k=sg_k, w_k=w_k)
 
     def _target(self, median: float) -> float:
@@ -488,7 +422,7 @@ class AdaptivePoller:
         out: Arr = 2.0 * target**2 / (_C2_PER_SIGMA * median * max(sigma, 0.1))
         return out
 
-    def _plan(self, fit: _Fit, a0: float, age: float) -> float | None:
+    def _plan(self, fit: Fit, a0: float, age: float) -> float | None:
         """Best next poll age ≥ ``age + min_interval`` after a last not-done poll at ``a0``."""
         t = fit.t
         start = int(np.searchsorted(t, age + self.min_interval))
@@ -527,7 +461,7 @@ class AdaptivePoller:
     def _jit(self) -> float:
         return 1.0 + self.rng.uniform(-self.jitter, self.jitter) if self.jitter > 0 else 1.0
 
-    def _est_lag(self, key: _Key, lo: float, hi: float) -> float:
+    def _est_lag(self, key: KeyState, lo: float, hi: float) -> float:
         fit = key.fit or self._fit(key)
         F, M = lognormal_cdf_mean(np.array([max(lo, 1e-6), hi]), fit.mu_k, fit.sg_k, fit.w_k)
         if lo <= 0:
@@ -543,15 +477,15 @@ class AdaptivePoller:
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[bool] = loop.create_future()
         handle = loop.call_later(delay, _resolve, fut, False)
-        key.waiters.add(fut)
+        key.waiters[fut] = None
         try:
             return await fut
         finally:
             handle.cancel()
-            key.waiters.discard(fut)
+            key.waiters.pop(fut, None)
 
 
-def _changed(old: _Fit, new: _Fit) -> bool:
+def _changed(old: Fit, new: Fit) -> bool:
     if new.n != old.n and new.n <= 30:
         return True
     return (abs(math.log(new.pred_median / old.pred_median)) > 0.03 or abs(new.sigma - old.sigma) > 0.03
@@ -563,7 +497,7 @@ def _resolve(fut: asyncio.Future[bool], value: bool) -> None:
         fut.set_result(value)
 
 
-def _wake(key: _Key) -> None:
+def _wake(key: KeyState) -> None:
     try:
         running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
     except RuntimeError:

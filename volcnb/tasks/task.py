@@ -8,6 +8,7 @@ A task shows nothing by itself: views listen to :meth:`Task.on_change`.
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import time
 import warnings
 import weakref
@@ -34,6 +35,7 @@ from ..results import Result
 from .adaptive import AdaptivePoller
 from .arguments import OnTimeout, check_attach, check_wait
 from .polling import Poller
+from .pollmodels import ModelStore
 from .ports import default_client, presenter
 
 if TYPE_CHECKING:
@@ -57,8 +59,19 @@ def poller_for(client: ApiClient) -> Poller:
     """The poller shared by the tasks of ``client`` (an :class:`AdaptivePoller` unless one was set)."""
     poller = _pollers.get(client)
     if poller is None:
-        poller = _pollers[client] = AdaptivePoller()
+        poller = _pollers[client] = AdaptivePoller(store=_store(client))
     return poller
+
+
+def _store(client: ApiClient) -> ModelStore | None:
+    """The default learned-model file for this backend (none for an in-process simulator, whose identity
+    ends with the process; none when the folder cannot be written)."""
+    if client.is_simulator:
+        return None
+    try:
+        return ModelStore(client.backend_id)
+    except (OSError, sqlite3.Error):
+        return None
 
 
 class Task:
