@@ -98,6 +98,10 @@ def test_validation_and_errors(gw):
         r = httpx.post(f"{gw.url}/ai/image/task", json=body)
         assert r.status_code == 400, body
         assert r.json()["error"] == "请求参数错误" and message in r.json()["message"], r.json()
+    for route in ("ai/image/task", "users"):  # a huge body is refused while reading, never held whole
+        huge = httpx.post(f"{gw.url}/{route}", content=b'{"prompt": "' + b"x" * 200_000 + b'"}',
+                          headers={"Content-Type": "application/json"})
+        assert huge.status_code == 400 and "body: at most 65536 bytes" in huge.json()["message"], route
     assert httpx.get(f"{gw.url}/ai/image/result/").json() == {"error": "任务ID不能为空"}
     assert httpx.get(f"{gw.url}/ai/image/result").status_code == 400
     unknown = httpx.get(f"{gw.url}/ai/image/result/volcengine_img_1")

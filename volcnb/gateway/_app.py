@@ -26,6 +26,23 @@ from ._worker import Worker
 __all__ = ["create_app"]
 
 PROVIDER = "volcengine_jimeng"
+MAX_BODY = 64 * 1024
+"""Bytes a create or user body may have (a prompt is at most a few KB); more is a 400 naming ``body``."""
+
+
+class _TooLarge(ValueError):
+    pass
+
+
+async def _body(request: Request) -> bytes:
+    """The request body, read no further than :data:`MAX_BODY` (a huge body never reaches memory)."""
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY:
+            raise _TooLarge(f"body: at most {MAX_BODY} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
 BASE = "/api/v1"
 _FONT = Path(__file__).resolve().parent.parent / "_fonts" / "VolcnbSansSC-Regular.ttf"
 
@@ -52,7 +69,9 @@ class _Gateway:
 
     async def create(self, request: Request) -> Response:
         try:
-            body = json.loads(await request.body())
+            body = json.loads(await _body(request))
+        except _TooLarge as err:
+            return _bad(str(err))
         except (ValueError, UnicodeDecodeError):
             return _bad("the body must be JSON (Content-Type: application/json)")
         try:
@@ -112,7 +131,9 @@ class _Gateway:
 
     async def users(self, request: Request) -> Response:
         try:
-            body = json.loads(await request.body() or b"{}")
+            body = json.loads(await _body(request) or b"{}")
+        except _TooLarge as err:
+            return _bad(str(err))
         except (ValueError, UnicodeDecodeError):
             return _bad("the body must be JSON")
         user_id = body.get("user_id") if isinstance(body, dict) else None
