@@ -17,6 +17,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
+from ..sim._app import read_body
+from ..sim._model import Reject
 from ._openapi import openapi
 from ._page import PAGE
 from ._spec import MODELS, Limits, RequestError, upstream_prompt, validate
@@ -29,20 +31,22 @@ PROVIDER = "volcengine_jimeng"
 MAX_BODY = 64 * 1024
 """Bytes a create or user body may have (a prompt is at most a few KB); more is a 400 naming ``body``."""
 
+BODY_TIMEOUT = 30.0
+"""Seconds a body may stall while it is read."""
 
-class _TooLarge(ValueError):
+
+class _BadBody(ValueError):
     pass
 
 
 async def _body(request: Request) -> bytes:
-    """The request body, read no further than :data:`MAX_BODY` (a huge body never reaches memory)."""
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY:
-            raise _TooLarge(f"body: at most {MAX_BODY} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
+    """The body, read with the simulator's capped reader: refused past :data:`MAX_BODY` (never held whole)."""
+    try:
+        return await read_body(request, MAX_BODY, "RequestEntityTooLarge", BODY_TIMEOUT)
+    except Reject as err:
+        raise _BadBody(f"body: at most {MAX_BODY} bytes" if err.http == 413 else f"body: {err.message}") from None
+
+
 BASE = "/api/v1"
 _FONT = Path(__file__).resolve().parent.parent / "_fonts" / "VolcnbSansSC-Regular.ttf"
 
@@ -70,7 +74,7 @@ class _Gateway:
     async def create(self, request: Request) -> Response:
         try:
             body = json.loads(await _body(request))
-        except _TooLarge as err:
+        except _BadBody as err:
             return _bad(str(err))
         except (ValueError, UnicodeDecodeError):
             return _bad("the body must be JSON (Content-Type: application/json)")
@@ -132,7 +136,7 @@ class _Gateway:
     async def users(self, request: Request) -> Response:
         try:
             body = json.loads(await _body(request) or b"{}")
-        except _TooLarge as err:
+        except _BadBody as err:
             return _bad(str(err))
         except (ValueError, UnicodeDecodeError):
             return _bad("the body must be JSON")

@@ -49,7 +49,7 @@ from ._model import (
 )
 from ._verify import check_body, check_headers
 
-__all__ = ["ACTIONS", "create_app"]
+__all__ = ["ACTIONS", "create_app", "read_body"]
 
 
 @dataclass(frozen=True)
@@ -182,7 +182,7 @@ def _json(obj: Any, status: int = 200, headers: dict[str, str] | None = None) ->
                     media_type="application/json", headers=headers)
 
 
-async def _read_body(request: Request, cap: int, code: int | str, timeout: float) -> bytes:
+async def read_body(request: Request, cap: int, code: int | str, timeout: float) -> bytes:
     """The body, refused once it exceeds ``cap`` (from Content-Length before reading, else while reading)."""
     def too_large(size: int | str) -> Reject:
         return Reject(code, f"Request Body Size Limited: {size} bytes; this action takes at most {cap} bytes",
@@ -213,7 +213,7 @@ async def _body(sim: Engine, request: Request, action: Action) -> tuple[bytes, A
     if action.streamed:
         form, digest, malformed = await _spool_form(request, action.cap(sim), sim.body_timeout)
         return b"", form, digest, malformed
-    return await _read_body(request, action.cap(sim), 50213, sim.body_timeout), None, None, None
+    return await read_body(request, action.cap(sim), 50213, sim.body_timeout), None, None, None
 
 
 async def _dispatch(sim: Engine, request: Request, fault: object) -> Response:
@@ -279,7 +279,7 @@ def _iva_tasks(sim: Engine) -> Callable[[Request], Awaitable[Response]]:
 
     async def iva_tasks(request: Request) -> Response:
         try:
-            body = await _read_body(request, 64 * 1024, "RequestEntityTooLarge", sim.body_timeout)
+            body = await read_body(request, 64 * 1024, "RequestEntityTooLarge", sim.body_timeout)
             doc = loads_bounded(body or b"{}", "the IVA task")
             if not isinstance(doc, dict) or set(doc) - {"TaskID", "CallbackURL"}:
                 raise ValueError("the IVA task is a JSON object with optional TaskID and CallbackURL")
@@ -321,7 +321,7 @@ def create_app(sim: Engine) -> ASGIApp:
 
     async def config(request: Request) -> Response:
         try:
-            body = await _read_body(request, MAX_BODY, "RequestEntityTooLarge", sim.body_timeout)
+            body = await read_body(request, MAX_BODY, "RequestEntityTooLarge", sim.body_timeout)
             apply_config(sim, loads_bounded(body or b"{}", "the configuration"))
         except ValueError as exc:
             return JSONResponse({"error": str(exc)}, 400)
