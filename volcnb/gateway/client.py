@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import html
-import logging
 import time
 from collections.abc import Callable, Generator, Iterable
 from typing import Any, cast
@@ -23,7 +22,6 @@ from ..tasks import ports
 
 __all__ = ["GatewayClient", "GatewayError", "GatewayTask"]
 
-log = logging.getLogger("volcnb")
 
 
 class GatewayError(VolcError):
@@ -97,11 +95,7 @@ class GatewayTask:
         if status in ("completed", "failed"):
             self._finished = self._finished or time.monotonic()
         if changed:
-            for listener in list(self._listeners):
-                try:
-                    listener(self)
-                except Exception as exc:  # a broken view must not break the task
-                    log.warning("volcnb: a gateway task listener failed: %r", exc)
+            ports.notify(self._listeners, self, "a gateway task")
 
     def _ensure(self) -> asyncio.Task[Result]:
         if self._runner is None:

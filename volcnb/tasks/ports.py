@@ -8,6 +8,7 @@ callback receiver) gets.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -15,7 +16,9 @@ if TYPE_CHECKING:
     from ..http.api import ApiClient
     from .task import Task
 
-__all__ = ["Presenter", "default_client", "presenter", "set_default_client_provider", "set_presenter"]
+__all__ = ["Presenter", "default_client", "notify", "presenter", "set_default_client_provider", "set_presenter"]
+
+log = logging.getLogger("volcnb")
 
 
 class Presenter(Protocol):
@@ -54,3 +57,13 @@ def default_client() -> ApiClient:
     if _provider is None:
         raise RuntimeError("no default client: pass client=, or import volcnb (it provides one)")
     return _provider()
+
+
+def notify(listeners: list[Callable[[Any], None]], subject: Any, what: str) -> None:
+    """Call every listener with ``subject``; a failing one is logged, never raised (a broken view must not
+    break the handle it watches). ``what`` names the handle in the log line (``an upload``)."""
+    for listener in list(listeners):
+        try:
+            listener(subject)
+        except Exception as exc:
+            log.warning("volcnb: %s listener failed: %r", what, exc)

@@ -10,7 +10,6 @@ told on the loop the handle was made on (ipykernel drops display updates made fr
 from __future__ import annotations
 
 import asyncio
-import logging
 import threading
 import time
 import weakref
@@ -25,7 +24,6 @@ from . import ports
 
 __all__ = ["Upload", "Uploads", "deliver", "receiver_active", "set_receiver_count"]
 
-log = logging.getLogger("volcnb")
 
 DEFAULT_WAIT = 600.0
 """Seconds ``await up`` waits for a callback by default."""
@@ -235,11 +233,7 @@ class Upload:
             self._notify()
 
     def _notify(self) -> None:
-        for listener in list(self._listeners):
-            try:
-                listener(self)
-            except Exception as exc:  # a broken view must not break the handle
-                log.warning("volcnb: an upload listener failed: %r", exc)
+        ports.notify(self._listeners, self, "an upload")
 
 
 def _settle(fut: asyncio.Future[None]) -> None:
