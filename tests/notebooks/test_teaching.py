@@ -182,7 +182,8 @@ def test_07_batch_and_resume(executed: Callable[[str], Executed]) -> None:
     # the re-run submits only what the killed script never reached; the next one nothing at all
     assert s["first_rerun_new"] <= 24 - s["killed_with_ids"] + s["possibly_created"], s
     assert s["second_rerun_new"] == 0, s
-    assert s["done"] + s["possibly_created"] == 24 and s["possibly_created"] <= 1, s
+    # a SIGKILL can land while every one of the batch's concurrency=4 slots has a submit on the wire
+    assert s["done"] + s["possibly_created"] == 24 and s["possibly_created"] <= 4, s
     assert s["results"] == 24 or s["possibly_created"], s
     i, cell = find_cell(nb, "volcnb.compare(results")
     assert cell_pictures(cell, widget_state(nb)) >= 1, f"cell {i} drew nothing"
