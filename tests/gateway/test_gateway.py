@@ -111,7 +111,16 @@ def test_validation_and_errors(gw):
     assert httpx.get(f"{gw.url}/openapi.json").json()["paths"]["/api/v1/ai/image/task"]["post"]
 
 
-def test_per_user_limit_is_a_429_and_the_client_waits_it_out(gw):
+@pytest.fixture(scope="module")
+def slow_gw():
+    """Slow enough (4 s a task) that the ten tasks filling a user's slots are still unfinished when the
+    client asks for an eleventh, however loaded the machine: the shared 0.3 s gateway raced that."""
+    with volcnb.gateway.serve(service_time=4.0, per_user=10, task_timeout=30) as server:
+        yield server
+
+
+def test_per_user_limit_is_a_429_and_the_client_waits_it_out(slow_gw):
+    gw = slow_gw
     body = {"prompt": "限额", "user_id": "busy"}
     codes = [httpx.post(f"{gw.url}/ai/image/task", json=body).status_code for _ in range(11)]
     assert codes == [201] * 10 + [429]
