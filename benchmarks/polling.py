@@ -241,48 +241,55 @@ def oracle_pass_rate(median: float, sigma: float, fixed: float, tasks: int, runs
 
 @dataclass
 class Setting:
-    """One service-time setting: a sim process and two arms."""
+    """One replica of one service-time setting: its arms (cold adaptive, fixed, then warm)."""
 
     median: float
     sigma: float
     arms: list[Arm]
+    replica: int = 0
     model: Any = None
     elapsed: float = 0.0
     error: str | None = None
 
 
-async def run_setting(median: float, args: argparse.Namespace, image: bytes, seed: int) -> Setting:
-    """Start a sim for ``median``, run both pollers side by side, measure lags."""
-    store = ModelStore("bench", ":memory:")  # what the cold arm learned: the warm arm's persisted model
-    adaptive = AdaptivePoller(store=store)  # a fresh poller per setting: it learns from scratch
-    setting = Setting(median, args.sigma, [Arm("adaptive", adaptive), Arm(f"fixed {args.fixed:g}s",
-                                                                          FixedPoller(args.fixed))])
+async def run_setting(median: float, args: argparse.Namespace, image: bytes, seed: int) -> list[Setting]:
+    """Start a sim for ``median`` and run ``--replicas`` independent replicas against it side by side, each
+    a fresh adaptive and a fixed poller, then each its warm poller; measure lags."""
+    stores = [ModelStore("bench", ":memory:") for _ in range(args.replicas)]  # what each cold arm learned
+    reps = [Setting(median, args.sigma, [Arm("adaptive", AdaptivePoller(store=st)),
+                                         Arm(f"fixed {args.fixed:g}s", FixedPoller(args.fixed))], replica=r)
+            for r, st in enumerate(stores)]
     sim = SimProcess(args.req_key, median, args.sigma, seed)
     started = time.monotonic()
     try:
         await sim.ready()
         timeout = 120.0 + median * math.exp(6 * args.sigma) * 2  # per wave: bounded
         await asyncio.gather(*(run_arm(arm, sim.url, args.req_key, args.waves, args.per_wave, image, timeout)
-                               for arm in setting.arms))
-        if not args.no_warm:  # then a new "process" that starts from the persisted model (new draws)
-            setting.arms.append(Arm("warm", AdaptivePoller(store=store)))
-            await run_arm(setting.arms[-1], sim.url, args.req_key, args.waves, args.per_wave, image, timeout)
+                               for rep in reps for arm in rep.arms))
+        if not args.no_warm:  # then a new "process" per replica that starts from its persisted model
+            for rep, st in zip(reps, stores, strict=True):
+                rep.arms.append(Arm("warm", AdaptivePoller(store=st)))
+            await asyncio.gather(*(run_arm(rep.arms[-1], sim.url, args.req_key, args.waves, args.per_wave, image,
+                                           timeout) for rep in reps))
         finish = await sim.finish_times()
-        for arm in setting.arms:
-            for wave, task in arm.tasks:
-                true_finish = finish.get(task.task_id or "")
-                if true_finish is None or task.finished_at is None:
-                    raise RuntimeError(f"no finish time for task {task.task_id}")
-                arm.lags.append(task.finished_at - true_finish)
-                arm.polls.append(task.polls)
-                arm.waves.append(wave)
-        setting.model = adaptive.model(args.req_key)
+        for rep in reps:
+            for arm in rep.arms:
+                for wave, task in arm.tasks:
+                    true_finish = finish.get(task.task_id or "")
+                    if true_finish is None or task.finished_at is None:
+                        raise RuntimeError(f"no finish time for task {task.task_id}")
+                    arm.lags.append(task.finished_at - true_finish)
+                    arm.polls.append(task.polls)
+                    arm.waves.append(wave)
+            rep.model = rep.arms[0].poller.model(args.req_key)  # type: ignore[attr-defined]
     except Exception as exc:  # report and go on with the other settings
-        setting.error = f"{type(exc).__name__}: {exc}"
+        for rep in reps:
+            rep.error = f"{type(exc).__name__}: {exc}"
     finally:
         sim.stop()
-        setting.elapsed = time.monotonic() - started
-    return setting
+        for rep in reps:
+            rep.elapsed = time.monotonic() - started
+    return reps
 
 
 def target_checks(median: float, polls: Any, lag: Any, fixed_polls: Any, fixed_lag: Any,
@@ -315,7 +322,7 @@ def report(settings: list[Setting], args: argparse.Namespace) -> tuple[str, bool
     lines += [head, "-" * (len(head) + 26)]
     all_ok = True
     for s in settings:
-        label = f"{s.median:g}s"
+        label = f"{s.median:g}s" + (f" #{s.replica + 1}" if args.replicas > 1 else "")
         if s.error:
             lines.append(f"{label:>8}  ERROR {s.error}")
             all_ok = False
@@ -351,17 +358,21 @@ def report(settings: list[Setting], args: argparse.Namespace) -> tuple[str, bool
             lines.append(f"{'':>8}  feasibility: a poller that knows the true distribution meets this setting's "
                          f"targets in {100 * rate:.0f}% of runs of {args.waves * args.per_wave} tasks "
                          f"(Monte Carlo, best λ)")
-    lines.append(f"ALL TARGETS {'PASS' if all_ok else 'NOT MET'}")
+    if args.replicas > 1:
+        lines.append(f"each replica alone: {'every target passes' if all_ok else 'not every target passes'}")
+    else:
+        lines.append(f"ALL TARGETS {'PASS' if all_ok else 'NOT MET'}")
     return "\n".join(lines), all_ok
 
 
 async def main_async(args: argparse.Namespace) -> tuple[list[Setting], str, bool]:
     """Run all settings concurrently."""
     image = small_png()
-    settings = await asyncio.gather(*(run_setting(m, args, image, args.seed + i)
-                                      for i, m in enumerate(args.settings)))
-    text, ok = report(list(settings), args)
-    return list(settings), text, ok
+    per_setting = await asyncio.gather(*(run_setting(m, args, image, args.seed + i)
+                                         for i, m in enumerate(args.settings)))
+    settings = [rep for reps in per_setting for rep in reps]
+    text, ok = report(settings, args)
+    return settings, text, ok
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -377,6 +388,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--quick", action="store_true", help="the 2 s setting only")
     p.add_argument("--json", help="also write the raw per-task numbers here")
     p.add_argument("--no-warm", action="store_true", help="skip the warm arm (it runs after the other two)")
+    p.add_argument("--replicas", type=int, default=1,
+                   help="independent replicas per setting, side by side on one sim; the JSON holds their means")
+    p.add_argument("--bands", help="a `polling_vt.py --json` output: check this run's figures against its "
+                                   "10th-90th percentiles")
     args = p.parse_args(argv)
     args.settings = [2.0] if args.quick else [float(x) for x in str(args.settings).split(",") if x.strip()]
     return args
@@ -402,19 +417,60 @@ def figures(s: Setting, per_wave: int) -> dict[str, float]:
     return out
 
 
+def pooled(settings: list[Setting], per_wave: int) -> dict[str, dict[str, float]]:
+    """Per setting, the mean over its replicas of each :func:`figures` field (one replica: its figures)."""
+    out: dict[str, dict[str, float]] = {}
+    for median in dict.fromkeys(s.median for s in settings if not s.error):
+        reps = [figures(s, per_wave) for s in settings if s.median == median and not s.error]
+        out[f"{median:g}"] = {k: round(statistics.fmean(r[k] for r in reps), 4) for k in reps[0]} | {
+            "replicas": len(reps)}
+    return out
+
+
+BANDED = ("polls_vs_oracle", "lag_s", "polls_per_task", "warm_polls_vs_oracle", "warm_lag_s")
+
+
+def band_check(run: dict[str, dict[str, float]], vt: dict[str, dict[str, float]]) -> str:
+    """This run's banded figures against the virtual-time seeds' 10th–90th percentiles, one line each."""
+    lines, inside = [], 0
+    for setting, fig in run.items():
+        for name in BANDED:
+            lo, hi = vt.get(setting, {}).get(f"{name}_p10"), vt.get(setting, {}).get(f"{name}_p90")
+            if name not in fig or lo is None or hi is None:
+                continue
+            ok = lo <= fig[name] <= hi
+            inside += ok
+            where = "inside" if ok else ("below" if fig[name] < lo else "above")
+            lines.append(f"  {setting:>3}s {name:<22} {fig[name]:>8.3f}  VT mean {vt[setting].get(name, math.nan):.3f}, "
+                         f"p10-p90 {lo:.3f}-{hi:.3f}  {where}")
+    return "\n".join([f"against the virtual-time bands: {inside} of {len(lines)} figures inside", *lines])
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: prints the table; exit code 0 if all targets pass, 1 otherwise."""
     os.environ.setdefault("VOLCNB_QUIET", "1")
     args = parse_args(argv)
     print(f"polling benchmark: settings {', '.join(f'{m:g}s' for m in args.settings)}, sigma {args.sigma:g}, "
-          f"{args.waves} waves x {args.per_wave} tasks per poller, req_key {args.req_key}, over HTTP "
-          f"(one `volcnb sim` per setting, run concurrently)", flush=True)
+          f"{args.waves} waves x {args.per_wave} tasks per poller, {args.replicas} replica(s), req_key "
+          f"{args.req_key}, over HTTP (one `volcnb sim` per setting, run concurrently)", flush=True)
     settings, text, ok = asyncio.run(main_async(args))
     print(text, flush=True)
-    print(json.dumps({"settings": {f"{s.median:g}": figures(s, args.per_wave) for s in settings if not s.error}},
-                     sort_keys=True))
+    out = pooled(settings, args.per_wave)
+    if args.replicas > 1:  # the targets on the replicas' means, which then decide the exit code
+        ok = all(not s.error for s in settings)
+        for setting, m in out.items():
+            median = float(setting)
+            checks = target_checks(median, m["polls_per_task"], m["lag_s"], m["fixed_polls_per_task"],
+                                   m["fixed_lag_s"], None if median == 2 else m["polls_per_task"] / m["polls_vs_oracle"])
+            ok &= all(passed for _, passed in checks)
+            print(f"{setting:>4}s, mean of {m['replicas']:g} replicas: " + ", ".join(
+                f"{name} {'PASS' if passed else 'FAIL'}" for name, passed in checks), flush=True)
+        print(f"ALL TARGETS {'PASS' if ok else 'NOT MET'} (on the means of the replicas)", flush=True)
+    if args.bands:
+        print(band_check(out, json.loads(Path(args.bands).read_text().splitlines()[-1])["settings"]), flush=True)
+    print(json.dumps({"settings": out}, sort_keys=True))
     if args.json:
-        raw = [{"median": s.median, "sigma": s.sigma, "error": s.error,
+        raw = [{"median": s.median, "sigma": s.sigma, "replica": s.replica, "error": s.error,
                 "arms": [{"name": a.name, "polls": a.polls, "lags": a.lags, "waves": a.waves} for a in s.arms]}
                for s in settings]
         Path(args.json).write_text(json.dumps(raw, indent=1))
