@@ -253,8 +253,8 @@ class Setting:
 
 
 async def run_setting(median: float, args: argparse.Namespace, image: bytes, seed: int) -> list[Setting]:
-    """Start a sim for ``median`` and run ``--replicas`` independent replicas against it side by side, each
-    a fresh adaptive and a fixed poller, then each its warm poller; measure lags."""
+    """Start a sim for ``median`` and run ``--replicas`` independent replicas against it (side by side from
+    ``--side-by-side`` seconds up), each a fresh adaptive and a fixed poller, then its warm poller; measure lags."""
     stores = [ModelStore("bench", ":memory:") for _ in range(args.replicas)]  # what each cold arm learned
     reps = [Setting(median, args.sigma, [Arm("adaptive", AdaptivePoller(store=st)),
                                          Arm(f"fixed {args.fixed:g}s", FixedPoller(args.fixed))], replica=r)
@@ -264,13 +264,21 @@ async def run_setting(median: float, args: argparse.Namespace, image: bytes, see
     try:
         await sim.ready()
         timeout = 120.0 + median * math.exp(6 * args.sigma) * 2  # per wave: bounded
-        await asyncio.gather(*(run_arm(arm, sim.url, args.req_key, args.waves, args.per_wave, image, timeout)
-                               for rep in reps for arm in rep.arms))
-        if not args.no_warm:  # then a new "process" per replica that starts from its persisted model
-            for rep, st in zip(reps, stores, strict=True):
-                rep.arms.append(Arm("warm", AdaptivePoller(store=st)))
-            await asyncio.gather(*(run_arm(rep.arms[-1], sim.url, args.req_key, args.waves, args.per_wave, image,
-                                           timeout) for rep in reps))
+
+        async def arms(group: list[Setting]) -> None:
+            await asyncio.gather(*(run_arm(arm, sim.url, args.req_key, args.waves, args.per_wave, image, timeout)
+                                   for rep in group for arm in rep.arms))
+            if not args.no_warm:  # then a new "process" per replica that starts from its persisted model
+                for rep in group:
+                    rep.arms.append(Arm("warm", AdaptivePoller(store=stores[rep.replica])))
+                await asyncio.gather(*(run_arm(rep.arms[-1], sim.url, args.req_key, args.waves, args.per_wave,
+                                               image, timeout) for rep in group))
+
+        if median >= args.side_by_side:
+            await arms(reps)
+        else:  # short services: side by side, the simulator's compute (≈ 50 ms a task) and quotas would queue
+            for rep in reps:  # the tasks and stretch their true service times (4 replicas at 2 s: median ≈ 4 s)
+                await arms([rep])
         finish = await sim.finish_times()
         for rep in reps:
             for arm in rep.arms:
@@ -390,6 +398,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--no-warm", action="store_true", help="skip the warm arm (it runs after the other two)")
     p.add_argument("--replicas", type=int, default=1,
                    help="independent replicas per setting, side by side on one sim; the JSON holds their means")
+    p.add_argument("--side-by-side", type=float, default=10.0, metavar="SECONDS",
+                   help="replicas of settings from this median up run side by side, shorter ones one after "
+                        "another (default 10)")
     p.add_argument("--bands", help="a `polling_vt.py --json` output: check this run's figures against its "
                                    "10th-90th percentiles")
     args = p.parse_args(argv)
