@@ -383,7 +383,8 @@ def report(settings: list[Setting], args: argparse.Namespace) -> tuple[str, bool
 async def main_async(args: argparse.Namespace) -> tuple[list[Setting], str, bool]:
     """Run all settings concurrently."""
     image = small_png()
-    monitor = asyncio.ensure_future(loop_lateness(LATENESS))
+    lateness: list[float] = []
+    monitor = asyncio.ensure_future(loop_lateness(lateness))
     seeds = {m: args.seed + i for i, m in enumerate(args.settings)}
     short = [m for m in args.settings if args.replicas > 1 and m < args.side_by_side]
     # with replicas, the short settings first and alone: their lag is a few tenths of a second, and the long
@@ -394,14 +395,11 @@ async def main_async(args: argparse.Namespace) -> tuple[list[Setting], str, bool
     monitor.cancel()
     settings = sorted((rep for reps in per_setting for rep in reps), key=lambda s: args.settings.index(s.median))
     text, ok = report(settings, args)
-    late = sorted(LATENESS) or [math.nan]
+    late = sorted(lateness) or [math.nan]
     text += (f"\nthe benchmark's event loop (every client, one process) woke late by p50 "
              f"{1000 * late[len(late) // 2]:.1f} ms, p95 {1000 * late[int(0.95 * (len(late) - 1))]:.1f} ms, max "
              f"{1000 * late[-1]:.0f} ms (a 20 ms timer; a poll planned at age a is sent that much later)")
     return settings, text, ok
-
-
-LATENESS: list[float] = []
 
 
 async def loop_lateness(out: list[float], every: float = 0.02) -> None:
@@ -469,6 +467,7 @@ def pooled(settings: list[Setting], per_wave: int) -> dict[str, dict[str, float]
 
 
 BANDED = ("polls_vs_oracle", "lag_s", "polls_per_task", "warm_polls_vs_oracle", "warm_lag_s")
+"""The JSON figures that ``polling_vt.py`` gives a 10th–90th percentile band."""
 
 
 def band_check(run: dict[str, dict[str, float]], vt: dict[str, dict[str, float]]) -> str:

@@ -40,7 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from polling import oracle_curve  # noqa: E402  (this directory: the benchmark's own rules)
+from polling import BANDED, oracle_curve  # noqa: E402  (this directory: the benchmark's own rules)
 
 from volcnb.tasks.adaptive import AdaptivePoller  # noqa: E402
 from volcnb.tasks.polling import FixedPoller, Poller  # noqa: E402
@@ -163,41 +163,41 @@ def _figures(prefix: str, a: list[tuple[int, float]], per_wave: int, median: flo
             f"{prefix}w1_vs_oracle": w1_polls / w1_oracle}
 
 
-def summary(median: float, runs: list[dict[str, float]]) -> dict[str, float]:
-    """The JSON figures of one setting: means over the seeds, and the 10th/90th percentiles of some."""
-    names = {"polls_per_task": "polls", "lag_s": "lag", "fixed_polls_per_task": "fixed_polls",
-             "fixed_lag_s": "fixed_lag", "oracle_polls_per_task": "oracle", "polls_vs_oracle": "vs_oracle",
-             "first_wave_polls_per_task": "w1_polls", "first_wave_lag_s": "w1_lag",
-             "first_wave_polls_vs_oracle": "w1_vs_oracle", "warm_polls_per_task": "warm_polls",
-             "warm_lag_s": "warm_lag", "warm_polls_vs_oracle": "warm_vs_oracle",
-             "warm_first_wave_polls_per_task": "warm_w1_polls", "warm_first_wave_lag_s": "warm_w1_lag",
-             "warm_first_wave_polls_vs_oracle": "warm_w1_vs_oracle"}
-    out = {name: round(statistics.fmean(r[k] for r in runs), 4) for name, k in names.items() if k in runs[0]}
-    for name in ("polls_vs_oracle", "lag_s", "polls_per_task", "warm_polls_vs_oracle", "warm_lag_s"):
-        if names[name] not in runs[0]:
+FIELDS = {"polls_per_task": "polls", "lag_s": "lag", "fixed_polls_per_task": "fixed_polls",
+          "fixed_lag_s": "fixed_lag", "oracle_polls_per_task": "oracle", "polls_vs_oracle": "vs_oracle",
+          "first_wave_polls_per_task": "w1_polls", "first_wave_lag_s": "w1_lag",
+          "first_wave_polls_vs_oracle": "w1_vs_oracle", "warm_polls_per_task": "warm_polls",
+          "warm_lag_s": "warm_lag", "warm_polls_vs_oracle": "warm_vs_oracle",
+          "warm_first_wave_polls_per_task": "warm_w1_polls", "warm_first_wave_lag_s": "warm_w1_lag",
+          "warm_first_wave_polls_vs_oracle": "warm_w1_vs_oracle"}
+"""The JSON field of each per-seed figure: the JSON name → the key of a ``run_once`` result."""
+
+
+def summary(median: float, runs: list[dict[str, float]], inside: list[bool]) -> dict[str, float]:
+    """The JSON figures of one setting: means over the seeds, the 10th/90th percentiles of the banded ones,
+    and the share of seeds ``inside`` every band (:func:`inside_bands`)."""
+    out = {name: round(statistics.fmean(r[k] for r in runs), 4) for name, k in FIELDS.items() if k in runs[0]}
+    for name in BANDED:
+        if FIELDS[name] not in runs[0]:
             continue
-        q = statistics.quantiles([r[names[name]] for r in runs], n=10, method="inclusive")
+        q = statistics.quantiles([r[FIELDS[name]] for r in runs], n=10, method="inclusive")
         out[f"{name}_p10"], out[f"{name}_p90"] = round(q[0], 4), round(q[-1], 4)
     out["cold_target_met"], out["warm_target_met"] = (int(ok) for ok in verdict(median, out))
-    inside = inside_bands(runs)
     out["inside_band_rate"] = round(statistics.fmean(inside), 4)
     return out
-
-
-BANDED = ("vs_oracle", "lag", "polls", "warm_vs_oracle", "warm_lag")  # the figures with a p10–p90 band
 
 
 def inside_bands(runs: list[dict[str, float]]) -> list[bool]:
     """Per seed: do all its banded figures lie within the OTHER seeds' 10th–90th percentiles? What one more
     run of this very harness does against the band: the ceiling for "one HTTP run lies within the band"."""
-    names = [k for k in BANDED if k in runs[0]]
+    keys = [FIELDS[name] for name in BANDED if FIELDS[name] in runs[0]]
     if len(runs) < 3:  # no band to speak of
         return [False] * len(runs)
     out = []
     for i, run in enumerate(runs):
         others = runs[:i] + runs[i + 1:]
         ok = True
-        for k in names:
+        for k in keys:
             q = statistics.quantiles([r[k] for r in others], n=10, method="inclusive")
             ok &= q[0] <= run[k] <= q[-1]
         out.append(ok)
@@ -239,8 +239,8 @@ def main(argv: list[str] | None = None) -> int:
         runs = [run_once(median, args.sigma, s, args.waves, args.per_wave, args.rtt, kwargs,
                          learned_store(median, args.sigma, s + 1000, args.waves, args.per_wave, args.rtt, kwargs))
                 for s in range(args.seeds)]
-        fig = out[f"{median:g}"] = summary(median, runs)
         inside.append(inside_bands(runs))
+        fig = out[f"{median:g}"] = summary(median, runs, inside[-1])
         print(f"{median:>4g}s  targets cold {'met' if fig['cold_target_met'] else 'MISSED'}, warm "
               f"{'met' if fig['warm_target_met'] else 'MISSED'} | adaptive "
               f"{fig['polls_per_task']:.2f} polls/task, lag {fig['lag_s']:.3f} s, x{fig['polls_vs_oracle']:.3f} "
